@@ -1,0 +1,89 @@
+// An immutable, loaded and warmed-up TorchScript classifier. The only module that includes torch
+// headers is model.cc: everything else sees this torch-free interface.
+//
+// Thread-safety: after Create returns, every const method may be called from any number of
+// threads at once (TorchScript forwards are reentrant; no lock is held around inference). Hand
+// models out as std::shared_ptr<const Model> so that a swap never frees one in use.
+#ifndef CROPSHIELD_SERVER_ENGINE_MODEL_H_
+#define CROPSHIELD_SERVER_ENGINE_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "server/engine/model_package.h"
+
+namespace cropshield::engine {
+
+struct ModelOptions {
+  ModelPackage package;
+  // "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
+  std::string device = "auto";
+  // Freeze + optimize_for_inference at load; kept only when outputs agree with the original.
+  bool optimize = true;
+  // Largest batch the caller will send; warm-up covers batch 1 and this size.
+  int max_batch_size = 1;
+  // Forward passes per warm-up batch size (the profiling executor specialises on early calls).
+  int warmup_iterations = 3;
+};
+
+// What happened at load, for logs, Stats and metrics.
+struct LoadReport {
+  double load_seconds = 0;    // torch::jit::load + checks
+  double warmup_seconds = 0;  // optimisation + warm-up forwards
+  bool optimized = false;     // the frozen, optimised module is the one serving
+  // Largest probability difference between optimised and original module on the warm-up inputs.
+  double optimized_max_abs_diff = 0;
+  std::string optimize_note;  // why the optimised module was not used, if it was not
+};
+
+class Model {
+ public:
+  static absl::StatusOr<std::unique_ptr<Model>> Create(ModelOptions options);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const cropshield::v1::ModelMetadata& metadata() const { return package_.metadata; }
+  const ModelPackage& package() const { return package_; }
+  const std::string& name() const { return package_.metadata.name(); }
+  int64_t version() const { return package_.metadata.version(); }
+  int num_classes() const { return package_.metadata.labels_size(); }
+  int input_size() const { return package_.metadata.preprocessing().input_size(); }
+  // Floats per input image: 3 * input_size^2, CHW.
+  int64_t input_elements() const { return 3LL * input_size() * input_size(); }
+  const std::string& device_name() const { return device_name_; }
+  const std::string& precision() const { return precision_; }
+  const LoadReport& load_report() const { return load_report_; }
+
+  // Runs the model on `batch_size` preprocessed inputs laid out back to back (CHW floats each) and
+  // writes the softmax probabilities (batch_size x num_classes, row-major). INTERNAL when the
+  // backend fails; INVALID_ARGUMENT on size mismatches.
+  absl::Status Classify(absl::Span<const float> inputs, int batch_size,
+                        absl::Span<float> probabilities) const;
+
+ private:
+  struct Impl;
+  Model(ModelPackage package, std::unique_ptr<Impl> impl);
+
+  ModelPackage package_;
+  std::unique_ptr<Impl> impl_;
+  std::string device_name_;
+  std::string precision_ = "fp32";
+  LoadReport load_report_;
+};
+
+// Process-wide torch settings; call once at start before any model is created. Sets the intra-op
+// thread count (0 leaves torch's default) and keeps glibc malloc from returning big buffers to the
+// OS after every forward (page faults made forwards 2-10x slower, see PLATFORM.md).
+void ConfigureTorchRuntime(int intra_op_threads);
+
+// True when libtorch was built with CUDA and a device is visible.
+bool CudaAvailable();
+
+}  // namespace cropshield::engine
+
+#endif  // CROPSHIELD_SERVER_ENGINE_MODEL_H_

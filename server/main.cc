@@ -1,0 +1,146 @@
+// cropshield-server: loads a model package, warms it up, then serves Predict over gRPC.
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "server/engine/model.h"
+#include "server/engine/model_package.h"
+#include "server/service/server.h"
+
+#ifndef CROPSHIELD_DEFAULT_MODEL
+#define CROPSHIELD_DEFAULT_MODEL "models/repository"
+#endif
+
+ABSL_FLAG(std::string, model, CROPSHIELD_DEFAULT_MODEL,
+          "Model package: a version directory (holding model.json), a model directory (holding "
+          "integer version directories; the highest is served) or a repository of model directories.");
+ABSL_FLAG(std::string, model_name, "", "Model to serve from a repository with several models.");
+ABSL_FLAG(int64_t, model_version, 0, "Model version to serve; 0 serves the highest version.");
+ABSL_FLAG(std::string, address, "0.0.0.0:50051",
+          "gRPC listen address host:port; port 0 picks a free port (see --port_file).");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, the bound port is written to this file once the server is SERVING.");
+ABSL_FLAG(std::string, device, "auto", "Inference device: auto (CUDA if present), cpu, cuda, cuda:N.");
+ABSL_FLAG(int, threads, 0,
+          "Torch intra-op threads per forward; 0 = number of CPU cores divided by --workers.");
+ABSL_FLAG(int, workers, 1, "Worker threads that decode, preprocess and run inference.");
+ABSL_FLAG(int, queue_capacity, 256,
+          "Requests that may wait for a worker; more get RESOURCE_EXHAUSTED at once.");
+ABSL_FLAG(int64_t, max_image_bytes, 10 << 20,
+          "Largest encoded image accepted, in bytes; larger gets INVALID_ARGUMENT.");
+ABSL_FLAG(int64_t, max_image_pixels, 40'000'000,
+          "Largest decoded image (width x height from the header, checked before decoding).");
+ABSL_FLAG(int64_t, max_message_bytes, 16 << 20,
+          "Largest gRPC request message; larger gets RESOURCE_EXHAUSTED.");
+ABSL_FLAG(bool, optimize, true,
+          "Freeze + optimize_for_inference at load (kept only if outputs agree within 1e-4).");
+ABSL_FLAG(int, warmup_iterations, 3,
+          "Warm-up forward passes per batch size before the server reports SERVING.");
+ABSL_FLAG(int, shutdown_grace_ms, 10000,
+          "On SIGINT/SIGTERM, how long accepted calls may take to finish before being cancelled.");
+
+namespace {
+
+using cropshield::engine::Model;
+
+int Run() {
+  // Block the stop signals in every thread; main waits for them with sigwait.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  const int workers = absl::GetFlag(FLAGS_workers);
+  int threads = absl::GetFlag(FLAGS_threads);
+  if (threads <= 0) {
+    threads = std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(std::max(1, workers)));
+  }
+  cropshield::engine::ConfigureTorchRuntime(threads);
+
+  cropshield::service::ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.service.workers = workers;
+  options.service.queue_capacity = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_queue_capacity)));
+  options.service.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
+  options.service.limits.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  auto server = cropshield::service::CropShieldServer::Start(options);
+  if (!server.ok()) {
+    CS_LOG_ERROR("cannot start: ", server.status().ToString());
+    return 1;
+  }
+  CS_LOG_INFO("listening on port ", (*server)->port(), " (NOT_SERVING until the model is warm)");
+
+  auto package = cropshield::engine::ResolveModelPackage(
+      absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_model_name), absl::GetFlag(FLAGS_model_version));
+  if (!package.ok()) {
+    CS_LOG_ERROR("cannot load model: ", package.status().ToString());
+    return 1;
+  }
+  cropshield::engine::ModelOptions model_options;
+  model_options.package = *std::move(package);
+  model_options.device = absl::GetFlag(FLAGS_device);
+  model_options.optimize = absl::GetFlag(FLAGS_optimize);
+  model_options.warmup_iterations = std::max(1, absl::GetFlag(FLAGS_warmup_iterations));
+  auto model = Model::Create(std::move(model_options));
+  if (!model.ok()) {
+    CS_LOG_ERROR("cannot load model: ", model.status().ToString());
+    return 1;
+  }
+  std::shared_ptr<const Model> served = *std::move(model);
+  const auto& report = served->load_report();
+  CS_LOG_INFO("model ", served->package().directory, ": ",
+              report.optimized ? "frozen+optimized module (max prob diff " : "original module (",
+              report.optimized ? absl::StrCat(report.optimized_max_abs_diff) : report.optimize_note,
+              "); load ", report.load_seconds, " s, warm-up ", report.warmup_seconds, " s");
+  (*server)->models().SetDefault(served);
+  (*server)->SetServing(true);
+  CS_LOG_INFO("SERVING model=", served->name(), " version=", served->version(),
+              " device=", served->device_name(), " precision=", served->precision(),
+              " classes=", served->num_classes(), " address=", options.address, " port=",
+              (*server)->port(), " workers=", workers, " threads=", threads);
+  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << (*server)->port() << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());  // atomic: readers never see a partial file
+  }
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  CS_LOG_INFO("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+              ": draining in-flight calls, then exiting");
+  (*server)->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  CS_LOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "CropShield Serve: gRPC crop leaf disease classification.\n"
+      "Usage: cropshield-server [--model DIR] [--address HOST:PORT] [flags]\n"
+      "Run with --helpfull for every flag.");
+  absl::FlagsUsageConfig usage;
+  usage.contains_helpshort_flags = [](absl::string_view file) {
+    return file.find("server/main.cc") != absl::string_view::npos;
+  };
+  usage.contains_help_flags = usage.contains_helpshort_flags;
+  absl::SetFlagsUsageConfig(usage);
+  absl::ParseCommandLine(argc, argv);
+  return Run();
+}

@@ -1,0 +1,92 @@
+#include "server/service/predict_pipeline.h"
+
+#include <algorithm>
+#include <numeric>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/stopwatch.h"
+#include "server/image/decode.h"
+
+namespace cropshield::service {
+
+absl::Status CheckImageSize(absl::string_view bytes, const ImageLimits& limits) {
+  if (bytes.empty()) return absl::InvalidArgumentError("image.data is empty");
+  if (static_cast<int64_t>(bytes.size()) > limits.max_image_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("image is ", bytes.size(),
+                                                   " bytes, over the limit of ", limits.max_image_bytes,
+                                                   " bytes (--max_image_bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> ResolveTopK(int requested, int num_classes) {
+  if (requested == 0) return std::min(3, num_classes);
+  if (requested < 0 || requested > num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat("top_k must be in 1..", num_classes,
+                                                   " (0 means 3), got ", requested));
+  }
+  return requested;
+}
+
+image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model) {
+  const auto& p = model.metadata().preprocessing();
+  image::PreprocessOptions options;
+  options.resize_shorter_side = p.resize_shorter_side();
+  options.input_size = p.input_size();
+  options.bgr = p.channel_order() == "BGR";
+  for (int c = 0; c < 3; ++c) {
+    options.mean[c] = p.mean(c);
+    options.std[c] = p.std(c);
+  }
+  return options;
+}
+
+absl::StatusOr<Classification> ClassifyImage(const engine::Model& model, absl::string_view bytes,
+                                             const ImageLimits& limits) {
+  CS_RETURN_IF_ERROR(CheckImageSize(bytes, limits));
+  Classification result;
+  Stopwatch watch;
+  const image::PreprocessOptions preprocess = PreprocessOptionsFor(model);
+  image::DecodeOptions decode_options;
+  decode_options.max_pixels = limits.max_image_pixels;
+  decode_options.min_shorter_side = preprocess.resize_shorter_side;
+  CS_ASSIGN_OR_RETURN(image::DecodedImage decoded, image::DecodeImage(bytes, decode_options));
+  result.decode_us = watch.LapMicros();
+  result.image_width = decoded.full_width;
+  result.image_height = decoded.full_height;
+
+  // One input buffer per worker thread: no allocation per request once warm.
+  thread_local std::vector<float> input;
+  input.resize(static_cast<size_t>(model.input_elements()));
+  CS_RETURN_IF_ERROR(image::Preprocess(decoded, preprocess, absl::MakeSpan(input), &result.crop_box));
+  result.preprocess_us = watch.LapMicros();
+
+  result.probabilities.resize(static_cast<size_t>(model.num_classes()));
+  CS_RETURN_IF_ERROR(model.Classify(input, 1, absl::MakeSpan(result.probabilities)));
+  result.inference_us = watch.LapMicros();
+  return result;
+}
+
+std::vector<cropshield::v1::Prediction> TopK(absl::Span<const float> probabilities, int k,
+                                             const cropshield::v1::ModelMetadata& metadata) {
+  std::vector<int> order(probabilities.size());
+  std::iota(order.begin(), order.end(), 0);
+  k = std::min<int>(k, static_cast<int>(order.size()));
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+    return probabilities[a] > probabilities[b] || (probabilities[a] == probabilities[b] && a < b);
+  });
+  std::vector<cropshield::v1::Prediction> top;
+  top.reserve(k);
+  for (int i = 0; i < k; ++i) {
+    cropshield::v1::Prediction& p = top.emplace_back();
+    p.set_class_index(order[i]);
+    p.set_label(metadata.labels(order[i]));
+    p.set_probability(probabilities[order[i]]);
+  }
+  return top;
+}
+
+}  // namespace cropshield::service

@@ -1,0 +1,53 @@
+// The request path of one image, independent of gRPC: decode -> preprocess -> classify.
+//
+// Thread-safety: functions are reentrant; ClassifyImage may run on many threads at once.
+#ifndef CROPSHIELD_SERVER_SERVICE_PREDICT_PIPELINE_H_
+#define CROPSHIELD_SERVER_SERVICE_PREDICT_PIPELINE_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "cropshield/v1/cropshield.pb.h"
+#include "server/engine/model.h"
+#include "server/image/preprocess.h"
+
+namespace cropshield::service {
+
+struct ImageLimits {
+  int64_t max_image_bytes = 10 << 20;
+  int64_t max_image_pixels = 40'000'000;
+};
+
+struct Classification {
+  std::vector<float> probabilities;  // one per class
+  int image_width = 0;               // after EXIF orientation
+  int image_height = 0;
+  image::CropBox crop_box;
+  int64_t decode_us = 0;
+  int64_t preprocess_us = 0;
+  int64_t inference_us = 0;
+};
+
+// INVALID_ARGUMENT for empty or oversized images; cheap, call before queueing.
+absl::Status CheckImageSize(absl::string_view bytes, const ImageLimits& limits);
+
+// Resolves the requested top_k (0 means 3) against the model's class count.
+absl::StatusOr<int> ResolveTopK(int requested, int num_classes);
+
+// Preprocessing parameters from the model package's metadata.
+image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model);
+
+// Decodes, preprocesses and classifies one encoded image.
+absl::StatusOr<Classification> ClassifyImage(const engine::Model& model, absl::string_view bytes,
+                                             const ImageLimits& limits);
+
+// The k most probable classes, highest first (ties by lower index).
+std::vector<cropshield::v1::Prediction> TopK(absl::Span<const float> probabilities, int k,
+                                             const cropshield::v1::ModelMetadata& metadata);
+
+}  // namespace cropshield::service
+
+#endif  // CROPSHIELD_SERVER_SERVICE_PREDICT_PIPELINE_H_

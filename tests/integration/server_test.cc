@@ -1,0 +1,346 @@
+// End-to-end tests of the real cropshield-server binary on a loopback port with the bundled demo
+// model: health, reflection, Predict through the generated stub and the CLI, errors, drain.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "cropshield/v1/cropshield.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/testing/server_process.h"
+
+namespace cropshield {
+namespace {
+
+using ::cropshield::testing::CommandResult;
+using ::cropshield::testing::ReadFileOrDie;
+using ::cropshield::testing::RunCommand;
+using ::cropshield::testing::ServerProcess;
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+
+const std::string kSourceDir = CROPSHIELD_SOURCE_DIR;
+const std::string kServer = CROPSHIELD_SERVER_BINARY;
+const std::string kCli = CROPSHIELD_CLI_BINARY;
+const std::string kDemoRepository = kSourceDir + "/models/repository";
+const std::string kSamples = kSourceDir + "/models/samples";
+
+const std::vector<std::string> kCropShieldLabels = {
+    "Potato__early_blight", "Potato__healthy", "Potato__late_blight",
+    "Sugarcane__bacterial_blight", "Sugarcane__healthy", "Sugarcane__red_rot",
+    "Sugarcane__red_stripe", "Sugarcane__rust", "Tomato__bacterial_spot", "Tomato__early_blight",
+    "Tomato__healthy", "Tomato__late_blight", "Tomato__leaf_mold", "Tomato__mosaic_virus",
+    "Tomato__septoria_leaf_spot", "Tomato__spider_mites_(two_spotted_spider_mite)",
+    "Tomato__target_spot", "Tomato__yellow_leaf_curl_virus", "Wheat__brown_rust", "Wheat__healthy",
+    "Wheat__septoria", "Wheat__yellow_rust"};
+
+// models/samples/labels.json: {"file.jpg": {"class_index": i, "label": "..."}, ...}
+std::map<std::string, std::string> SampleLabels() {
+  const std::string json = ReadFileOrDie(kSamples + "/labels.json");
+  std::map<std::string, std::string> labels;
+  const std::regex entry("\"([^\"]+\\.jpg)\"\\s*:\\s*\\{[^}]*\"label\"\\s*:\\s*\"([^\"]+)\"");
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), entry); it != std::sregex_iterator();
+       ++it) {
+    labels[(*it)[1]] = (*it)[2];
+  }
+  return labels;
+}
+
+std::unique_ptr<v1::CropShieldService::Stub> MakeStub(const ServerProcess& server) {
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(64 << 20);
+  return v1::CropShieldService::NewStub(grpc::CreateCustomChannel(
+      server.address(), grpc::InsecureChannelCredentials(), args));
+}
+
+grpc::Status CallPredict(v1::CropShieldService::Stub* stub, const v1::PredictRequest& request,
+                         v1::PredictResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  return stub->Predict(&context, request, response);
+}
+
+v1::PredictRequest RequestFor(const std::string& bytes, int top_k = 0) {
+  v1::PredictRequest request;
+  request.mutable_image()->set_data(bytes);
+  request.set_top_k(top_k);
+  return request;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto server = ServerProcess::Start(
+        kServer, {"--model=" + kDemoRepository, "--max_image_bytes=3000000",
+                  "--max_message_bytes=4000000", "--warmup_iterations=30", "--workers=2"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+    // Health answers before the model is warm, and says NOT_SERVING until then.
+    std::vector<HealthCheckResponse::ServingStatus> seen;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto health = server_->Health();
+      if (health.ok()) {
+        seen.push_back(*health);
+        if (*health == HealthCheckResponse::SERVING) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    health_seen_ = new std::vector<HealthCheckResponse::ServingStatus>(seen);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete health_seen_;
+  }
+
+  static ServerProcess* server_;
+  static std::vector<HealthCheckResponse::ServingStatus>* health_seen_;
+};
+ServerProcess* ServerTest::server_ = nullptr;
+std::vector<HealthCheckResponse::ServingStatus>* ServerTest::health_seen_ = nullptr;
+
+TEST_F(ServerTest, HealthIsNotServingUntilWarmUpThenServing) {
+  ASSERT_FALSE(health_seen_->empty());
+  EXPECT_EQ(health_seen_->back(), HealthCheckResponse::SERVING) << server_->Log();
+  EXPECT_EQ(health_seen_->front(), HealthCheckResponse::NOT_SERVING)
+      << "30 warm-up passes should leave time to observe NOT_SERVING";
+  for (size_t i = 0; i + 1 < health_seen_->size(); ++i) {
+    EXPECT_EQ((*health_seen_)[i], HealthCheckResponse::NOT_SERVING);
+  }
+  const std::string log = server_->Log();
+  const size_t warm = log.find("warm-up");
+  const size_t serving = log.find("SERVING model=cropshield-demo");
+  ASSERT_NE(warm, std::string::npos) << log;
+  ASSERT_NE(serving, std::string::npos) << log;
+  EXPECT_LT(warm, serving);
+  EXPECT_THAT(log, HasSubstr("classes=22"));
+}
+
+TEST_F(ServerTest, PredictRanksAllTwentyTwoLabelsAndGetsSamplesRight) {
+  auto stub = MakeStub(*server_);
+  const auto samples = SampleLabels();
+  ASSERT_GE(samples.size(), 4u);
+  for (const auto& [file, label] : samples) {
+    v1::PredictResponse response;
+    grpc::Status status =
+        CallPredict(stub.get(), RequestFor(ReadFileOrDie(kSamples + "/" + file), 22), &response);
+    ASSERT_TRUE(status.ok()) << file << ": " << status.error_message();
+    ASSERT_EQ(response.predictions_size(), 22);
+    std::set<std::string> labels;
+    double sum = 0;
+    for (int i = 0; i < response.predictions_size(); ++i) {
+      const auto& p = response.predictions(i);
+      labels.insert(p.label());
+      sum += p.probability();
+      EXPECT_EQ(kCropShieldLabels[p.class_index()], p.label());
+      if (i > 0) EXPECT_LE(p.probability(), response.predictions(i - 1).probability());
+    }
+    EXPECT_EQ(labels, std::set<std::string>(kCropShieldLabels.begin(), kCropShieldLabels.end()));
+    EXPECT_NEAR(sum, 1.0, 1e-4);
+    EXPECT_EQ(response.predictions(0).label(), label) << file;
+    EXPECT_EQ(response.model().name(), "cropshield-demo");
+    EXPECT_EQ(response.model().version(), 1);
+    EXPECT_GT(response.image_width(), 0);
+    EXPECT_GT(response.timing().decode_us(), 0);
+    EXPECT_GT(response.timing().inference_us(), 0);
+    EXPECT_GE(response.timing().total_us(),
+              response.timing().decode_us() + response.timing().preprocess_us() +
+                  response.timing().inference_us());
+  }
+}
+
+TEST_F(ServerTest, DefaultTopKIsThreeAndRequestIdIsEchoed) {
+  auto stub = MakeStub(*server_);
+  const auto samples = SampleLabels();
+  v1::PredictRequest request = RequestFor(ReadFileOrDie(kSamples + "/" + samples.begin()->first));
+  request.set_request_id("req-42");
+  v1::PredictResponse response;
+  ASSERT_TRUE(CallPredict(stub.get(), request, &response).ok());
+  EXPECT_EQ(response.predictions_size(), 3);
+  EXPECT_EQ(response.request_id(), "req-42");
+}
+
+TEST_F(ServerTest, CorruptImagesAreInvalidArgumentAndServerKeepsServing) {
+  auto stub = MakeStub(*server_);
+  const std::string jpeg = ReadFileOrDie(kSamples + "/" + SampleLabels().begin()->first);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "empty"},
+      {"definitely not an image", "unsupported"},
+      {jpeg.substr(0, jpeg.size() / 2), "JPEG"},
+      {jpeg.substr(0, 40), "JPEG"},
+      {std::string("\x89PNG\r\n\x1a\n", 8) + std::string(50, '\0'), "PNG"},
+      {"RIFF\x10\x00\x00\x00WEBPVP8 garbage", "WebP"},
+  };
+  for (const auto& [bytes, expected] : cases) {
+    v1::PredictResponse response;
+    grpc::Status status = CallPredict(stub.get(), RequestFor(bytes), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << expected;
+    EXPECT_THAT(status.error_message(), HasSubstr(expected)) << status.error_message();
+  }
+  auto health = server_->Health();
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(*health, HealthCheckResponse::SERVING);
+  v1::PredictResponse response;
+  EXPECT_TRUE(CallPredict(stub.get(), RequestFor(jpeg), &response).ok());
+}
+
+TEST_F(ServerTest, BadArgumentsGetPreciseCodes) {
+  auto stub = MakeStub(*server_);
+  const std::string jpeg = ReadFileOrDie(kSamples + "/" + SampleLabels().begin()->first);
+  v1::PredictResponse response;
+  grpc::Status status = CallPredict(stub.get(), RequestFor(jpeg, 23), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("top_k must be in 1..22"));
+  status = CallPredict(stub.get(), RequestFor(jpeg, -1), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::PredictRequest wrong_model = RequestFor(jpeg);
+  wrong_model.mutable_model()->set_name("no-such-model");
+  EXPECT_EQ(CallPredict(stub.get(), wrong_model, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::PredictRequest wrong_version = RequestFor(jpeg);
+  wrong_version.mutable_model()->set_version(99);
+  EXPECT_EQ(CallPredict(stub.get(), wrong_version, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // Over --max_image_bytes (3 MB) but under --max_message_bytes (4 MB).
+  status = CallPredict(stub.get(), RequestFor(std::string(3'500'000, 'x')), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("--max_image_bytes"));
+  // Over --max_message_bytes: refused by gRPC before our handler runs.
+  status = CallPredict(stub.get(), RequestFor(std::string(4'500'000, 'x')), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(ServerTest, ExplainStatsAndClearCacheAnswerUnimplementedForNow) {
+  auto stub = MakeStub(*server_);
+  grpc::ClientContext context;
+  v1::StatsRequest request;
+  v1::StatsResponse response;
+  EXPECT_EQ(stub->Stats(&context, request, &response).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(ServerTest, ReflectionListsTheServices) {
+  auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  auto stream = stub->ServerReflectionInfo(&context);
+  grpc::reflection::v1alpha::ServerReflectionRequest request;
+  request.set_list_services("");
+  ASSERT_TRUE(stream->Write(request));
+  grpc::reflection::v1alpha::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  stream->WritesDone();
+  std::set<std::string> services;
+  for (const auto& s : response.list_services_response().service()) services.insert(s.name());
+  EXPECT_TRUE(services.count("cropshield.v1.CropShieldService")) << response.DebugString();
+  EXPECT_TRUE(services.count("grpc.health.v1.Health")) << response.DebugString();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(ServerTest, CliPredictPrintsTableAndJson) {
+  const auto samples = SampleLabels();
+  const auto& [file, label] = *samples.begin();
+  CommandResult table = RunCommand(
+      absl::StrCat(kCli, " predict ", kSamples, "/", file, " --target=", server_->address()));
+  EXPECT_EQ(table.exit_code, 0) << table.output;
+  EXPECT_THAT(table.output, HasSubstr("1. " + label));
+  EXPECT_THAT(table.output, HasSubstr("cropshield-demo v1"));
+
+  CommandResult json = RunCommand(absl::StrCat(kCli, " predict ", kSamples, "/", file,
+                                               " --json --top_k=5 --target=", server_->address()));
+  EXPECT_EQ(json.exit_code, 0) << json.output;
+  EXPECT_THAT(json.output, HasSubstr("\"predictions\":[{\"class_index\""));
+  EXPECT_THAT(json.output, HasSubstr("\"label\":\"" + label + "\""));
+  EXPECT_EQ(std::count(json.output.begin(), json.output.end(), '\n'), 1);
+}
+
+TEST_F(ServerTest, CliReportsFailuresWithStatusAndNonZeroExit) {
+  const std::string bad = ::testing::TempDir() + "/not_an_image.jpg";
+  std::ofstream(bad) << "garbage bytes";
+  CommandResult result = RunCommand(
+      absl::StrCat(kCli, " predict ", bad, " --target=", server_->address()), /*merge_stderr=*/true);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.output, HasSubstr("INVALID_ARGUMENT"));
+
+  CommandResult missing = RunCommand(absl::StrCat(kCli, " predict /no/such/file.jpg --target=",
+                                                  server_->address()),
+                                     true);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_THAT(missing.output, HasSubstr("cannot read"));
+
+  CommandResult usage = RunCommand(absl::StrCat(kCli, " frobnicate"), true);
+  EXPECT_EQ(usage.exit_code, 2);
+}
+
+TEST_F(ServerTest, CliHealthPrintsServing) {
+  CommandResult result = RunCommand(absl::StrCat(kCli, " health --target=", server_->address()));
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.output, "SERVING\n");
+}
+
+TEST(ServerLifecycleTest, SigtermFinishesAcceptedCallsAndExitsZero) {
+  auto server = ServerProcess::Start(kServer, {"--model=" + kDemoRepository, "--workers=1"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
+  auto stub = MakeStub(**server);
+  const std::string jpeg = ReadFileOrDie(kSamples + "/" + SampleLabels().begin()->first);
+
+  constexpr int kCalls = 12;
+  absl::Mutex mu;
+  int done = 0;
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<v1::PredictResponse> responses(kCalls);
+  const v1::PredictRequest request = RequestFor(jpeg);
+  for (int i = 0; i < kCalls; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    stub->async()->Predict(contexts.back().get(), &request, &responses[i],
+                           [&, i](grpc::Status status) {
+                             absl::MutexLock lock(&mu);
+                             statuses[i] = status;
+                             ++done;
+                           });
+  }
+  // Let the calls reach the server's queue, then ask it to stop while most are still waiting.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto exit_code = (*server)->StopWith(SIGTERM, std::chrono::seconds(60));
+  ASSERT_TRUE(exit_code.ok()) << exit_code.status();
+  EXPECT_EQ(*exit_code, 0) << (*server)->Log();
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(+[](int* d) { return *d == kCalls; }, &done));
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
+    EXPECT_EQ(responses[i].predictions_size(), 3);
+  }
+  EXPECT_THAT((*server)->Log(), HasSubstr("received SIGTERM"));
+}
+
+TEST(ServerLifecycleTest, MissingModelFailsFastWithClearMessage) {
+  auto server = ServerProcess::Start(kServer, {"--model=/nonexistent/model/dir"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto exit_code = (*server)->StopWith(0, std::chrono::seconds(30));  // signal 0: just wait
+  // The process exits by itself with status 1.
+  ASSERT_TRUE(exit_code.ok());
+  EXPECT_EQ(*exit_code, 1);
+  EXPECT_THAT((*server)->Log(), HasSubstr("/nonexistent/model/dir is not a directory"));
+}
+
+}  // namespace
+}  // namespace cropshield

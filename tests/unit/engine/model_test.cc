@@ -1,0 +1,169 @@
+// Model package resolution and the TorchScript engine on real (small) TorchScript packages that
+// tests/testing/make_test_packages.py writes at test time.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/engine/model.h"
+#include "server/engine/model_package.h"
+
+namespace cropshield::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(
+        (fs::temp_directory_path() / absl::StrCat("cropshield_engine_test_", getpid())).string());
+    const std::string command =
+        absl::StrCat(CROPSHIELD_PYTHON, " ", CROPSHIELD_SOURCE_DIR,
+                     "/tests/testing/make_test_packages.py ", *dir_);
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    ConfigureTorchRuntime(1);
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+  }
+  static std::string Path(const std::string& relative) { return *dir_ + "/" + relative; }
+
+  static std::string* dir_;
+};
+std::string* EngineTest::dir_ = nullptr;
+
+TEST_F(EngineTest, ResolvesHighestVersionFromRepositoryAndModelDirectory) {
+  for (const std::string& path : {Path("repo"), Path("repo/tiny")}) {
+    auto package = ResolveModelPackage(path);
+    ASSERT_TRUE(package.ok()) << package.status();
+    EXPECT_EQ(package->metadata.name(), "tiny");
+    EXPECT_EQ(package->metadata.version(), 2);
+    EXPECT_EQ(package->weights_path, Path("repo/tiny/2/model.pt"));
+  }
+}
+
+TEST_F(EngineTest, ResolvesRequestedVersionAndVersionDirectory) {
+  auto v1 = ResolveModelPackage(Path("repo"), "tiny", 1);
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(v1->metadata.version(), 1);
+  auto direct = ResolveModelPackage(Path("repo/tiny/1"));
+  ASSERT_TRUE(direct.ok()) << direct.status();
+  EXPECT_EQ(direct->metadata.version(), 1);
+  EXPECT_EQ(direct->metadata.labels_size(), 22);
+  EXPECT_EQ(direct->metadata.preprocessing().resize_shorter_side(), 256);
+}
+
+TEST_F(EngineTest, UnknownModelOrVersionIsNotFound) {
+  auto missing_version = ResolveModelPackage(Path("repo"), "tiny", 7);
+  EXPECT_EQ(missing_version.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing_version.status().message()), HasSubstr("no version 7"));
+  auto missing_model = ResolveModelPackage(Path("repo"), "potato");
+  EXPECT_EQ(missing_model.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing_model.status().message()), HasSubstr("tiny"));
+  EXPECT_EQ(ResolveModelPackage(Path("does-not-exist")).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+struct BrokenCase {
+  const char* directory;
+  const char* message;  // part of the expected error message
+};
+
+class BrokenPackageTest : public EngineTest, public ::testing::WithParamInterface<BrokenCase> {};
+
+TEST_P(BrokenPackageTest, IsRefusedWithMessageNamingTheProblem) {
+  const BrokenCase& c = GetParam();
+  absl::Status status;
+  auto package = ResolveModelPackage(Path(absl::StrCat("broken/", c.directory)));
+  if (!package.ok()) {
+    status = package.status();
+  } else {
+    ModelOptions options;
+    options.package = *package;
+    options.device = "cpu";
+    status = Model::Create(options).status();
+  }
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr(c.message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BrokenPackageTest,
+    ::testing::Values(BrokenCase{"missing_labels", "'labels'"},
+                      BrokenCase{"missing_grad_cam", "'grad_cam'"},
+                      BrokenCase{"label_count", "21 labels"},
+                      BrokenCase{"corrupt_torchscript", "cannot load TorchScript model"},
+                      BrokenCase{"hash_mismatch", "content hash"},
+                      BrokenCase{"unknown_field", "colour"},
+                      BrokenCase{"no_head_method", "no method 'classifier'"},
+                      BrokenCase{"bad_json", "not valid JSON"}),
+    [](const ::testing::TestParamInfo<BrokenCase>& info) { return std::string(info.param.directory); });
+
+TEST_F(EngineTest, ClassifyMatchesPythonProbabilities) {
+  auto package = ResolveModelPackage(Path("repo/tiny/2"));
+  ASSERT_TRUE(package.ok()) << package.status();
+  ModelOptions options;
+  options.package = *package;
+  options.device = "cpu";
+  auto model = Model::Create(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->device_name(), "cpu");
+  EXPECT_EQ((*model)->num_classes(), 22);
+  EXPECT_TRUE((*model)->load_report().optimized) << (*model)->load_report().optimize_note;
+
+  std::vector<float> input(3 * 224 * 224);
+  std::ifstream in(Path("input.f32"), std::ios::binary);
+  in.read(reinterpret_cast<char*>(input.data()), static_cast<std::streamsize>(input.size() * 4));
+  ASSERT_TRUE(in.good());
+  std::ifstream expected_file(Path("expected.json"));
+  std::string json((std::istreambuf_iterator<char>(expected_file)), std::istreambuf_iterator<char>());
+  // {"probabilities": [p0, p1, ...]}
+  std::vector<float> expected;
+  const char* cursor = json.c_str() + json.find('[') + 1;
+  while (*cursor != ']' && *cursor != '\0') {
+    char* end = nullptr;
+    expected.push_back(std::strtof(cursor, &end));
+    cursor = end;
+    while (*cursor == ',' || *cursor == ' ') ++cursor;
+  }
+  ASSERT_EQ(expected.size(), 22u);
+
+  std::vector<float> probs(22);
+  ASSERT_TRUE((*model)->Classify(input, 1, absl::MakeSpan(probs)).ok());
+  for (int i = 0; i < 22; ++i) EXPECT_NEAR(probs[i], expected[i], 1e-5) << "class " << i;
+  EXPECT_NEAR(std::accumulate(probs.begin(), probs.end(), 0.0), 1.0, 1e-5);
+
+  // A batch of two identical inputs gives two identical rows.
+  std::vector<float> batch(input);
+  batch.insert(batch.end(), input.begin(), input.end());
+  std::vector<float> batch_probs(44);
+  ASSERT_TRUE((*model)->Classify(batch, 2, absl::MakeSpan(batch_probs)).ok());
+  for (int i = 0; i < 22; ++i) EXPECT_NEAR(batch_probs[22 + i], probs[i], 1e-5);
+
+  // Size mismatches are refused, not crashed on.
+  EXPECT_EQ((*model)->Classify(absl::MakeSpan(input).subspan(1), 1, absl::MakeSpan(probs)).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineTest, UnknownDeviceIsRefused) {
+  auto package = ResolveModelPackage(Path("repo/tiny/1"));
+  ASSERT_TRUE(package.ok());
+  ModelOptions options;
+  options.package = *package;
+  options.device = "tpu";
+  EXPECT_EQ(Model::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cropshield::engine
