@@ -1,6 +1,7 @@
 #include "server/engine/model.h"
 
 #include <malloc.h>
+#include <torch/autograd.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/utils.h>
@@ -54,10 +55,14 @@ torch::Tensor WarmupInput(int batch, int size, uint32_t seed) {
   return torch::from_blob(values.data(), {batch, 3, size, size}, torch::kFloat32).clone();
 }
 
+constexpr double kCamEpsilon = 1e-12;
+
 }  // namespace
 
 struct Model::Impl {
   torch::Device device{torch::kCPU};
+  std::string features_method;
+  std::string head_method;
   // The module Predict runs: the frozen + optimised one when it passed verification.
   // TorchScript methods are not const but are safe to call concurrently.
   mutable torch::jit::Module serving;
@@ -95,6 +100,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->device = device;
   const cropshield::v1::ModelMetadata& meta = options.package.metadata;
+  impl->features_method = meta.grad_cam().features_method();
+  impl->head_method = meta.grad_cam().head_method();
   const std::string& path = options.package.weights_path;
   const int size = meta.preprocessing().input_size();
   const int classes = meta.labels_size();
@@ -143,9 +150,12 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   impl->serving = impl->original;
   if (options.optimize) {
     try {
-      torch::jit::Module frozen = torch::jit::freeze(impl->original.clone());
-      torch::jit::Module optimized = torch::jit::optimize_for_inference(frozen);
+      const std::string& features_method = meta.grad_cam().features_method();
+      torch::jit::Module frozen = torch::jit::freeze(
+          impl->original.clone(), std::vector<std::string>{features_method});
+      torch::jit::Module optimized = torch::jit::optimize_for_inference(frozen, {features_method});
       double max_diff = 0;
+      double features_diff = 0;
       {
         c10::InferenceMode inference;
         // Two passes: the profiling executor rewrites the graph after its first runs.
@@ -154,13 +164,24 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
               torch::softmax(optimized.forward({warmup_input}).toTensor().to(torch::kFloat32), 1).cpu();
           max_diff = std::max(max_diff, (probs - reference_probs).abs().max().item<double>());
         }
+        // Explain runs the optimised backbone too: its activations must agree as well.
+        torch::Tensor fast = optimized.get_method(features_method)({warmup_input}).toTensor();
+        torch::Tensor slow;
+        {
+          torch::NoGradGuard no_grad;
+          slow = impl->original.get_method(features_method)({warmup_input}).toTensor();
+        }
+        const double scale = std::max(1.0, slow.abs().max().item<double>());
+        features_diff = (fast.to(torch::kFloat32) - slow).abs().max().item<double>() / scale;
       }
       report.optimized_max_abs_diff = max_diff;
-      if (max_diff <= 1e-4) {
+      if (max_diff <= 1e-4 && features_diff <= 1e-4) {
         impl->serving = optimized;
         report.optimized = true;
       } else {
-        report.optimize_note = absl::StrCat("optimised outputs differ by ", max_diff, " (> 1e-4)");
+        report.optimize_note = absl::StrCat("optimised outputs differ by ", max_diff,
+                                            " (probabilities) and ", features_diff,
+                                            " (relative, activations); limit 1e-4");
       }
     } catch (const std::exception& e) {
       report.optimize_note = absl::StrCat("optimisation failed: ", e.what());
@@ -210,6 +231,97 @@ absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
     return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> inputs,
+                                                      absl::Span<const CamRequest> requests) const {
+  const int batch = static_cast<int>(requests.size());
+  if (batch == 0 || static_cast<int64_t>(inputs.size()) != batch * input_elements()) {
+    return absl::InvalidArgumentError(absl::StrCat("Explain: size mismatch for batch of ", batch));
+  }
+  for (const CamRequest& r : requests) {
+    if (r.target_class < -1 || r.target_class >= num_classes()) {
+      return absl::InvalidArgumentError(absl::StrCat("class index must be in 0..", num_classes() - 1,
+                                                     ", got ", r.target_class));
+    }
+  }
+  std::vector<CamResult> results(static_cast<size_t>(batch));
+  try {
+    const int64_t size = input_size();
+    torch::Tensor input = torch::from_blob(const_cast<float*>(inputs.data()),
+                                           {batch, 3, size, size}, torch::kFloat32);
+    if (impl_->device.is_cuda()) input = input.to(impl_->device);
+    torch::Tensor activation;
+    {
+      // Not InferenceMode: its tensors could not require grad below.
+      torch::NoGradGuard no_grad;
+      activation = impl_->serving.get_method(impl_->features_method)({input}).toTensor();
+    }
+    activation = activation.detach().to(torch::kFloat32).requires_grad_(true);
+    torch::Tensor logits = impl_->original.get_method(impl_->head_method)({activation}).toTensor();
+    torch::Tensor probs = torch::softmax(logits.detach().to(torch::kFloat32), 1).cpu().contiguous();
+    std::vector<int64_t> targets(static_cast<size_t>(batch));
+    for (int i = 0; i < batch; ++i) {
+      targets[i] = requests[i].target_class >= 0 ? requests[i].target_class
+                                                 : probs[i].argmax().item<int64_t>();
+    }
+    torch::Tensor target_index =
+        torch::tensor(targets, torch::kInt64).to(logits.device()).unsqueeze(1);
+    // Each image's score depends only on its own activation, so one backward pass of the summed
+    // scores yields every image's gradient.
+    torch::Tensor score = logits.gather(1, target_index).sum();
+    torch::Tensor grads = torch::autograd::grad({score}, {activation})[0];
+
+    torch::NoGradGuard no_grad;
+    torch::Tensor a = activation.detach();
+    torch::Tensor g = grads;
+    torch::Tensor cams = torch::empty({batch, a.size(2), a.size(3)}, a.options());
+    for (int i = 0; i < batch; ++i) {
+      torch::Tensor ai = a[i];  // C x h x w
+      torch::Tensor gi = g[i];
+      torch::Tensor cam;
+      switch (requests[i].method) {
+        case CamMethod::kGradCam:
+          cam = (gi.mean({1, 2}, /*keepdim=*/true) * ai).sum(0);
+          break;
+        case CamMethod::kGradCamPlusPlus: {
+          // With an exponential score, higher derivatives are powers of the first (paper, eq. 19).
+          torch::Tensor g2 = gi.pow(2);
+          torch::Tensor g3 = g2 * gi;
+          torch::Tensor activation_sums = ai.sum({1, 2}, /*keepdim=*/true);
+          torch::Tensor alpha = g2 / (2 * g2 + activation_sums * g3 + 1e-7);
+          alpha = torch::where(gi != 0, alpha, torch::zeros_like(alpha));
+          torch::Tensor weights = (alpha * torch::relu(gi)).sum({1, 2}, /*keepdim=*/true);
+          cam = (weights * ai).sum(0);
+          break;
+        }
+        case CamMethod::kHiResCam:
+          cam = (gi * ai).sum(0);
+          break;
+        case CamMethod::kLayerCam:
+          cam = (torch::relu(gi) * ai).sum(0);
+          break;
+      }
+      cam = torch::relu(cam);
+      // Epsilon as a floor on the range (not added to it) keeps the result scale-invariant.
+      cam = (cam - cam.min()) / torch::clamp_min(cam.max() - cam.min(), kCamEpsilon);
+      cams[i] = cam;
+    }
+    cams = cams.cpu().contiguous();
+    for (int i = 0; i < batch; ++i) {
+      CamResult& r = results[i];
+      r.target_class = static_cast<int>(targets[i]);
+      r.map_height = static_cast<int>(cams.size(1));
+      r.map_width = static_cast<int>(cams.size(2));
+      const float* map = cams[i].data_ptr<float>();
+      r.map.assign(map, map + r.map_height * r.map_width);
+      const float* p = probs[i].data_ptr<float>();
+      r.probabilities.assign(p, p + num_classes());
+    }
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("explain failed: ", e.what()));
+  }
+  return results;
 }
 
 }  // namespace cropshield::engine

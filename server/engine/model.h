@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -40,6 +41,28 @@ struct LoadReport {
   std::string optimize_note;  // why the optimised module was not used, if it was not
 };
 
+// Class activation map variants (all computed from one features/head split of the model).
+enum class CamMethod {
+  kGradCam,          // Selvaraju et al. 2017: weights = spatial mean of the gradients
+  kGradCamPlusPlus,  // Chattopadhay et al. 2018: weights from 2nd/3rd-order terms (exp score)
+  kHiResCam,         // Draelos & Carin 2020: sum over channels of gradient * activation
+  kLayerCam,         // Jiang et al. 2021: sum over channels of relu(gradient) * activation
+};
+
+// One image of an Explain batch.
+struct CamRequest {
+  int target_class = -1;  // -1: the top-1 class
+  CamMethod method = CamMethod::kGradCam;
+};
+
+struct CamResult {
+  int target_class = 0;
+  std::vector<float> probabilities;  // softmax, one per class
+  int map_width = 0;                 // feature resolution (e.g. 14 x 14)
+  int map_height = 0;
+  std::vector<float> map;  // map_height x map_width, row-major, min-max normalised to [0, 1]
+};
+
 class Model {
  public:
   static absl::StatusOr<std::unique_ptr<Model>> Create(ModelOptions options);
@@ -64,6 +87,13 @@ class Model {
   // backend fails; INVALID_ARGUMENT on size mismatches.
   absl::Status Classify(absl::Span<const float> inputs, int batch_size,
                         absl::Span<float> probabilities) const;
+
+  // Class activation maps for requests.size() preprocessed inputs laid out back to back, computed
+  // as one batch: the backbone runs without autograd, and gradients are taken only with respect
+  // to the detached activation through the head (never backward through the backbone).
+  // INVALID_ARGUMENT for out-of-range target classes or size mismatches; INTERNAL on backend errors.
+  absl::StatusOr<std::vector<CamResult>> Explain(absl::Span<const float> inputs,
+                                                 absl::Span<const CamRequest> requests) const;
 
  private:
   struct Impl;

@@ -7,6 +7,10 @@ OUT_DIR/repo/tiny/{1,2}/       valid packages of a tiny conv net (version 2 has 
 OUT_DIR/broken/<case>/          packages that the server must refuse, one per failure case
 OUT_DIR/expected.json           probabilities of repo/tiny/2 on a fixed 224x224 input (for parity)
 OUT_DIR/input.f32               that input, float32 NCHW
+OUT_DIR/gap/                    conv -> global-average-pool -> linear model (CAM oracle), with
+OUT_DIR/gap_cam.json            its class activation maps CAM_c = sum_k w_ck A_k computed in closed
+                                form (no autograd) for every class on input.f32, min-max normalised
+                                (also as gap_cam.f32, raw float32, and gap_cam.txt: "h w top1")
 """
 import copy
 import json
@@ -38,6 +42,26 @@ class TinyNet(torch.nn.Module):
     @torch.jit.export
     def head(self, a):
         return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(a, 1), 1))
+
+
+class GapNet(torch.nn.Module):
+    """The CAM paper's architecture: features = conv + relu, head = global average pool + linear."""
+
+    def __init__(self, classes: int = 22):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 16, 5, stride=16, padding=2)
+        self.fc = torch.nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+    @torch.jit.export
+    def features(self, x):
+        return torch.relu(self.conv(x))
+
+    @torch.jit.export
+    def head(self, a):
+        return self.fc(a.mean(dim=(2, 3)))
 
 
 def metadata(name, version, labels, weights_hash):
@@ -103,6 +127,24 @@ def main(out):
     x.numpy().astype("float32").tofile(os.path.join(out, "input.f32"))
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump({"probabilities": probs}, f)
+
+    gap = GapNet().eval()
+    write_package(os.path.join(out, "gap"), torch.jit.script(gap), name="gap")
+    with torch.no_grad():
+        a = gap.features(x)[0].double()  # K x h x w
+        w = gap.fc.weight.double()  # classes x K
+        maps = []
+        for c in range(w.shape[0]):
+            cam = torch.relu((w[c][:, None, None] * a).sum(0))
+            cam = (cam - cam.min()) / torch.clamp_min(cam.max() - cam.min(), 1e-12)
+            maps.append(cam.flatten().tolist())
+        top1 = int(gap(x)[0].argmax())
+    with open(os.path.join(out, "gap_cam.json"), "w") as f:
+        json.dump({"height": a.shape[1], "width": a.shape[2], "top1": top1, "maps": maps}, f)
+    # The same as raw float32 (classes x h x w) plus "h w top1" for C++ tests.
+    torch.tensor(maps, dtype=torch.float32).numpy().tofile(os.path.join(out, "gap_cam.f32"))
+    with open(os.path.join(out, "gap_cam.txt"), "w") as f:
+        f.write(f"{a.shape[1]} {a.shape[2]} {top1}\n")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 // Model package resolution and the TorchScript engine on real (small) TorchScript packages that
 // tests/testing/make_test_packages.py writes at test time.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -163,6 +165,88 @@ TEST_F(EngineTest, UnknownDeviceIsRefused) {
   options.package = *package;
   options.device = "tpu";
   EXPECT_EQ(Model::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace cropshield::engine
+
+namespace cropshield::engine {
+namespace {
+
+std::vector<float> ReadFloats(const std::string& path, size_t count) {
+  std::vector<float> values(count);
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(count * 4));
+  EXPECT_TRUE(in.good()) << path;
+  return values;
+}
+
+TEST_F(EngineTest, GradCamOfGapModelEqualsClosedFormCam) {
+  auto package = ResolveModelPackage(Path("gap"));
+  ASSERT_TRUE(package.ok()) << package.status();
+  ModelOptions options;
+  options.package = *package;
+  options.device = "cpu";
+  // The oracle checks the Grad-CAM arithmetic: keep the backbone the same graph Python ran, so
+  // that only the CAM computation is compared.
+  options.optimize = false;
+  auto model = Model::Create(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  int h = 0, w = 0, top1 = 0;
+  std::ifstream(Path("gap_cam.txt")) >> h >> w >> top1;
+  ASSERT_EQ(h, 14);
+  const std::vector<float> expected = ReadFloats(Path("gap_cam.f32"), 22 * h * w);
+  const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
+
+  // For a GAP + linear head the gradient is w_ck / (h w) everywhere, so Grad-CAM and HiResCAM
+  // both reduce to CAM after normalisation. Explain all 22 classes, plus top-1, in one batch.
+  std::vector<float> batch;
+  std::vector<CamRequest> requests;
+  for (int c = -1; c < 22; ++c) {
+    batch.insert(batch.end(), input.begin(), input.end());
+    requests.push_back({c, c % 2 == 0 ? CamMethod::kHiResCam : CamMethod::kGradCam});
+  }
+  auto results = (*model)->Explain(batch, requests);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 23u);
+  EXPECT_EQ((*results)[0].target_class, top1);
+  for (size_t i = 0; i < results->size(); ++i) {
+    const CamResult& r = (*results)[i];
+    ASSERT_EQ(r.map_width, w);
+    ASSERT_EQ(r.map_height, h);
+    const int c = r.target_class;
+    EXPECT_EQ(c, i == 0 ? top1 : static_cast<int>(i) - 1);
+    double max_diff = 0;
+    for (int j = 0; j < h * w; ++j) {
+      max_diff = std::max(max_diff, std::abs(double{r.map[j]} - expected[c * h * w + j]));
+    }
+    EXPECT_LE(max_diff, 1e-6) << "class " << c;
+    EXPECT_NEAR(std::accumulate(r.probabilities.begin(), r.probabilities.end(), 0.0), 1.0, 1e-5);
+  }
+}
+
+TEST_F(EngineTest, ExplainVariantsAreNormalisedAndOutOfRangeClassIsRefused) {
+  auto package = ResolveModelPackage(Path("repo/tiny/2"));
+  ASSERT_TRUE(package.ok());
+  ModelOptions options;
+  options.package = *package;
+  options.device = "cpu";
+  auto model = Model::Create(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
+  for (CamMethod method : {CamMethod::kGradCam, CamMethod::kGradCamPlusPlus, CamMethod::kHiResCam,
+                           CamMethod::kLayerCam}) {
+    auto results = (*model)->Explain(input, std::vector<CamRequest>{{5, method}});
+    ASSERT_TRUE(results.ok()) << results.status();
+    const CamResult& r = results->front();
+    EXPECT_EQ(r.target_class, 5);
+    EXPECT_EQ(r.map_width, 14);  // 224 / MaxPool2d(16)
+    const auto [lo, hi] = std::minmax_element(r.map.begin(), r.map.end());
+    EXPECT_GE(*lo, 0.0f);
+    EXPECT_LE(*hi, 1.0f);
+  }
+  auto bad = (*model)->Explain(input, std::vector<CamRequest>{{22, CamMethod::kGradCam}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
