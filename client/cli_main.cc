@@ -1,9 +1,13 @@
 // cropshield: command-line client of CropShield Serve.
 //   cropshield predict IMAGE... [--target host:port] [--top_k N] [--json] [--deadline_ms N]
+//   cropshield explain IMAGE [--out heatmap.png] [--overlay overlay.png] [--class N|LABEL] ...
+//   cropshield stats [--json]
+//   cropshield clear-cache [--token T] [--model_version V]
 //   cropshield health [--target host:port] [--service NAME]
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -15,6 +19,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
@@ -28,6 +35,25 @@ ABSL_FLAG(bool, json, false, "Print responses as JSON (one object per line) inst
 ABSL_FLAG(int, deadline_ms, 30000, "Deadline of each call in milliseconds.");
 ABSL_FLAG(std::string, service, "",
           "health: service name to ask about (empty: the server as a whole).");
+ABSL_FLAG(std::string, out, "", "explain: write the PNG heatmap (photo size, RGBA) to this file.");
+ABSL_FLAG(std::string, overlay, "",
+          "explain: write the heatmap blended over the photo here (.jpg/.jpeg: JPEG, else PNG).");
+ABSL_FLAG(std::string, raw, "",
+          "explain: write the feature-resolution map as float32 (.npy with shape, else raw .bin).");
+ABSL_FLAG(std::string, image_map, "",
+          "explain: write the map resampled onto the photo (float32, .npy or raw .bin).");
+ABSL_FLAG(std::string, class, "",
+          "explain: class to explain, index or label (default: the top-1 prediction).");
+ABSL_FLAG(std::string, method, "grad_cam",
+          "explain: grad_cam, grad_cam_plus_plus, hires_cam or layer_cam.");
+ABSL_FLAG(std::string, colormap, "jet", "explain: jet, turbo or viridis.");
+ABSL_FLAG(double, alpha, 0.5, "explain: heatmap opacity in the overlay, (0, 1].");
+ABSL_FLAG(bool, bypass_cache, false, "explain: recompute even if the server has it cached.");
+ABSL_FLAG(std::string, token, "",
+          "clear-cache: admin token (default: environment variable CROPSHIELD_ADMIN_TOKEN).");
+ABSL_FLAG(std::string, model_name, "", "Model to address (default: the server's default model).");
+ABSL_FLAG(int64_t, model_version, 0,
+          "Model version to address; clear-cache: clear only this version (0: all).");
 
 namespace {
 
@@ -35,6 +61,11 @@ constexpr char kUsage[] =
     "CropShield Serve command-line client.\n"
     "Usage:\n"
     "  cropshield predict IMAGE... [--target host:port] [--top_k N] [--json] [--deadline_ms N]\n"
+    "  cropshield explain IMAGE [--out heatmap.png] [--overlay overlay.png|.jpg] [--class N|LABEL]\n"
+    "                    [--method grad_cam|grad_cam_plus_plus|hires_cam|layer_cam] [--raw map.npy]\n"
+    "                    [--image_map map.npy] [--colormap jet|turbo|viridis] [--alpha A] [--json]\n"
+    "  cropshield stats [--json]\n"
+    "  cropshield clear-cache [--token T] [--model_name NAME] [--model_version V]\n"
     "  cropshield health [--target host:port] [--service NAME]\n"
     "Exit status: 0 on success, 1 when a call fails (the gRPC status is printed), 2 on usage errors.";
 
@@ -122,6 +153,207 @@ int Predict(const std::vector<std::string>& images) {
   return failures == 0 ? 0 : 1;
 }
 
+cropshield::v1::ModelSpec ModelFromFlags() {
+  cropshield::v1::ModelSpec spec;
+  spec.set_name(absl::GetFlag(FLAGS_model_name));
+  spec.set_version(absl::GetFlag(FLAGS_model_version));
+  return spec;
+}
+
+bool WriteFile(const std::string& path, absl::string_view contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+  return static_cast<bool>(out);
+}
+
+// NumPy .npy (format 1.0) of a little-endian float32 matrix, or raw float32 for other extensions.
+bool WriteFloatMap(const std::string& path, const cropshield::v1::FloatMap& map) {
+  if (!absl::EndsWith(path, ".npy")) return WriteFile(path, map.data());
+  std::string header = absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (",
+                                    map.height(), ", ", map.width(), "), }");
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string file("\x93NUMPY\x01\x00", 8);
+  file.push_back(static_cast<char>(header.size() & 0xff));
+  file.push_back(static_cast<char>(header.size() >> 8));
+  file += header;
+  file += map.data();
+  return WriteFile(path, file);
+}
+
+int Explain(const std::vector<std::string>& images) {
+  if (images.size() != 1) {
+    std::cerr << "explain: give exactly one IMAGE\n" << kUsage << "\n";
+    return 2;
+  }
+  cropshield::v1::ExplainRequest request;
+  if (!ReadFile(images[0], request.mutable_image()->mutable_data())) {
+    std::cerr << "error: cannot read " << images[0] << "\n";
+    return 1;
+  }
+  const std::string target_class = absl::GetFlag(FLAGS_class);
+  int index = 0;
+  if (!target_class.empty()) {
+    if (absl::SimpleAtoi(target_class, &index)) {
+      request.set_class_index(index);
+    } else {
+      request.set_class_label(target_class);
+    }
+  }
+  const std::string method = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_method));
+  cropshield::v1::ExplainMethod method_value;
+  if (!cropshield::v1::ExplainMethod_Parse("EXPLAIN_METHOD_" + method, &method_value)) {
+    std::cerr << "explain: unknown --method " << absl::GetFlag(FLAGS_method) << "\n";
+    return 2;
+  }
+  request.set_method(method_value);
+  cropshield::v1::Colormap colormap;
+  if (!cropshield::v1::Colormap_Parse(
+          "COLORMAP_" + absl::AsciiStrToUpper(absl::GetFlag(FLAGS_colormap)), &colormap)) {
+    std::cerr << "explain: unknown --colormap " << absl::GetFlag(FLAGS_colormap) << "\n";
+    return 2;
+  }
+  cropshield::v1::ExplainOutputs* outputs = request.mutable_outputs();
+  outputs->set_feature_map(!absl::GetFlag(FLAGS_raw).empty());
+  outputs->set_image_map(!absl::GetFlag(FLAGS_image_map).empty());
+  outputs->set_heatmap_png(!absl::GetFlag(FLAGS_out).empty());
+  outputs->set_colormap(colormap);
+  const std::string overlay = absl::GetFlag(FLAGS_overlay);
+  if (!overlay.empty()) {
+    outputs->set_overlay(true);
+    outputs->set_overlay_alpha(static_cast<float>(absl::GetFlag(FLAGS_alpha)));
+    const bool jpeg = absl::EndsWith(overlay, ".jpg") || absl::EndsWith(overlay, ".jpeg");
+    outputs->set_overlay_encoding(jpeg ? cropshield::v1::IMAGE_ENCODING_JPEG
+                                       : cropshield::v1::IMAGE_ENCODING_PNG);
+  }
+  request.set_top_k(absl::GetFlag(FLAGS_top_k));
+  request.set_bypass_cache(absl::GetFlag(FLAGS_bypass_cache));
+  *request.mutable_model() = ModelFromFlags();
+
+  auto stub = cropshield::v1::CropShieldService::NewStub(MakeChannel());
+  cropshield::v1::ExplainResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  grpc::Status status = stub->Explain(&context, request, &response);
+  if (!status.ok()) return Fail(images[0], status);
+  std::vector<std::string> written;
+  auto save = [&written](const std::string& path, bool ok) {
+    if (!ok) {
+      std::cerr << "error: cannot write " << path << "\n";
+      return false;
+    }
+    written.push_back(path);
+    return true;
+  };
+  if (!absl::GetFlag(FLAGS_out).empty() &&
+      !save(absl::GetFlag(FLAGS_out), WriteFile(absl::GetFlag(FLAGS_out), response.heatmap_png()))) {
+    return 1;
+  }
+  if (!overlay.empty() && !save(overlay, WriteFile(overlay, response.overlay()))) return 1;
+  if (!absl::GetFlag(FLAGS_raw).empty() &&
+      !save(absl::GetFlag(FLAGS_raw), WriteFloatMap(absl::GetFlag(FLAGS_raw), response.feature_map()))) {
+    return 1;
+  }
+  if (!absl::GetFlag(FLAGS_image_map).empty() &&
+      !save(absl::GetFlag(FLAGS_image_map),
+            WriteFloatMap(absl::GetFlag(FLAGS_image_map), response.image_map()))) {
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    // Binary payloads were written to files; keep the JSON readable.
+    response.clear_heatmap_png();
+    response.clear_overlay();
+    response.mutable_feature_map()->clear_data();
+    response.mutable_image_map()->clear_data();
+    std::cout << ToJson(response) << "\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat(
+      "%s: %s (class %d, %.2f%%) by %s, %s, server %.1f ms\n", images[0], response.target().label(),
+      response.target().class_index(), 100.0 * response.target().probability(),
+      absl::AsciiStrToLower(cropshield::v1::ExplainMethod_Name(response.method()).substr(15)),
+      response.cached() ? "cache hit" : "computed", response.timing().total_us() / 1000.0);
+  std::cout << absl::StrFormat("  model saw x=%.1f y=%.1f w=%.1f h=%.1f of the photo\n",
+                               response.crop_box().x(), response.crop_box().y(),
+                               response.crop_box().width(), response.crop_box().height());
+  for (const std::string& path : written) std::cout << "  wrote " << path << "\n";
+  return 0;
+}
+
+int Stats() {
+  auto stub = cropshield::v1::CropShieldService::NewStub(MakeChannel());
+  cropshield::v1::StatsRequest request;
+  cropshield::v1::StatsResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  grpc::Status status = stub->Stats(&context, request, &response);
+  if (!status.ok()) return Fail("stats", status);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::cout << ToJson(response) << "\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat("uptime %.0f s, %d calls in flight\n", response.uptime_seconds(),
+                               response.in_flight());
+  for (const auto& m : response.models()) {
+    std::cout << absl::StrFormat("model %s v%d on %s (%s), %d classes\n", m.name(), m.version(),
+                                 m.device(), m.precision(), m.labels_size());
+  }
+  std::cout << absl::StrFormat("%-12s %10s %10s %10s %10s %10s  %s\n", "rpc", "calls", "window",
+                               "p50 ms", "p90 ms", "p99 ms", "errors");
+  for (int i = 0; i < response.rpcs_size(); ++i) {
+    const auto& counts = response.rpcs(i);
+    const auto& latency = response.rpc_latency(i);
+    std::string errors;
+    for (const auto& [code, n] : counts.errors_by_code()) absl::StrAppend(&errors, code, "=", n, " ");
+    std::cout << absl::StrFormat("%-12s %10d %10d %10.2f %10.2f %10.2f  %s\n", counts.rpc(),
+                                 counts.total(), latency.count(), latency.p50_us() / 1000,
+                                 latency.p90_us() / 1000, latency.p99_us() / 1000, errors);
+  }
+  std::cout << absl::StrFormat("%-12s %10s %10s %10s %10s\n", "stage", "window", "p50 ms", "p90 ms",
+                               "p99 ms");
+  for (const auto& s : response.stage_latency()) {
+    std::cout << absl::StrFormat("%-12s %10d %10.2f %10.2f %10.2f\n", s.name(), s.count(),
+                                 s.p50_us() / 1000, s.p90_us() / 1000, s.p99_us() / 1000);
+  }
+  auto print_cache = [](const char* name, const cropshield::v1::CacheStats& c) {
+    std::cout << absl::StrFormat(
+        "%s cache: %d entries, %d / %d bytes, hit ratio %.3f (%d hits, %d misses), %d evictions\n",
+        name, c.entries(), c.bytes(), c.capacity_bytes(), c.hit_ratio(), c.hits(), c.misses(),
+        c.evictions());
+  };
+  print_cache("explain", response.explain_cache());
+  print_cache("predict", response.predict_cache());
+  return 0;
+}
+
+int ClearCache() {
+  auto stub = cropshield::v1::CropShieldService::NewStub(MakeChannel());
+  cropshield::v1::ClearCacheRequest request;
+  if (!absl::GetFlag(FLAGS_model_name).empty() || absl::GetFlag(FLAGS_model_version) != 0) {
+    *request.mutable_model() = ModelFromFlags();
+  }
+  cropshield::v1::ClearCacheResponse response;
+  grpc::ClientContext context;
+  SetDeadline(&context);
+  std::string token = absl::GetFlag(FLAGS_token);
+  if (token.empty()) {
+    if (const char* env = std::getenv("CROPSHIELD_ADMIN_TOKEN"); env != nullptr) token = env;
+  }
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  grpc::Status status = stub->ClearCache(&context, request, &response);
+  if (!status.ok()) return Fail("clear-cache", status);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::cout << ToJson(response) << "\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat(
+      "cleared explain cache: %d entries, %d bytes; predict cache: %d entries, %d bytes\n",
+      response.explain_entries_freed(), response.explain_bytes_freed(),
+      response.predict_entries_freed(), response.predict_bytes_freed());
+  return 0;
+}
+
 int Health() {
   auto stub = grpc::health::v1::Health::NewStub(MakeChannel());
   grpc::health::v1::HealthCheckRequest request;
@@ -148,6 +380,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 2, args.end());
   if (command == "predict") return Predict(rest);
   if (command == "health") return Health();
+  if (command == "explain") return Explain(rest);
+  if (command == "stats") return Stats();
+  if (command == "clear-cache") return ClearCache();
   std::cerr << "unknown command '" << command << "'\n" << kUsage << "\n";
   return 2;
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -13,7 +14,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "server/engine/model.h"
@@ -45,6 +48,19 @@ ABSL_FLAG(int64_t, max_image_pixels, 40'000'000,
           "Largest decoded image (width x height from the header, checked before decoding).");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20,
           "Largest gRPC request message; larger gets RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, explain_max_batch_size, 8,
+          "Pending Explain requests computed together in one batch (at most this many).");
+ABSL_FLAG(int64_t, explain_cache_bytes, 128 << 20,
+          "Byte budget of the explanation cache; 0 stores nothing (identical concurrent requests "
+          "are still computed once).");
+ABSL_FLAG(int64_t, predict_cache_bytes, 0,
+          "Byte budget of the Predict response cache; 0 (default) disables it.");
+ABSL_FLAG(int, cache_shards, 16, "Shards of each cache (each with its own lock).");
+ABSL_FLAG(int, cache_ttl_s, 0, "Seconds a cache entry lives; 0 keeps entries until evicted.");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File holding the admin token for ClearCache (authorization: Bearer <token>). The "
+          "environment variable CROPSHIELD_ADMIN_TOKEN is used when this is empty. Without a token "
+          "admin RPCs are accepted from loopback peers only.");
 ABSL_FLAG(bool, optimize, true,
           "Freeze + optimize_for_inference at load (kept only if outputs agree within 1e-4).");
 ABSL_FLAG(int, warmup_iterations, 3,
@@ -55,6 +71,20 @@ ABSL_FLAG(int, shutdown_grace_ms, 10000,
 namespace {
 
 using cropshield::engine::Model;
+
+// The token never appears in logs or flags' values shown by --help.
+absl::StatusOr<std::string> ReadAdminToken(const std::string& path) {
+  std::string token;
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+    std::getline(in, token);
+  } else if (const char* env = std::getenv("CROPSHIELD_ADMIN_TOKEN"); env != nullptr) {
+    token = env;
+  }
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  return token;
+}
 
 int Run() {
   // Block the stop signals in every thread; main waits for them with sigwait.
@@ -78,6 +108,17 @@ int Run() {
   options.service.queue_capacity = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_queue_capacity)));
   options.service.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
   options.service.limits.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  options.service.explain_max_batch_size = std::max(1, absl::GetFlag(FLAGS_explain_max_batch_size));
+  options.service.explain_cache_bytes = absl::GetFlag(FLAGS_explain_cache_bytes);
+  options.service.predict_cache_bytes = absl::GetFlag(FLAGS_predict_cache_bytes);
+  options.service.cache_shards = absl::GetFlag(FLAGS_cache_shards);
+  options.service.cache_ttl = absl::Seconds(std::max(0, absl::GetFlag(FLAGS_cache_ttl_s)));
+  absl::StatusOr<std::string> token = ReadAdminToken(absl::GetFlag(FLAGS_admin_token_file));
+  if (!token.ok()) {
+    CS_LOG_ERROR("cannot read admin token: ", token.status().ToString());
+    return 1;
+  }
+  options.service.admin_token = *std::move(token);
   auto server = cropshield::service::CropShieldServer::Start(options);
   if (!server.ok()) {
     CS_LOG_ERROR("cannot start: ", server.status().ToString());
@@ -112,7 +153,8 @@ int Run() {
   CS_LOG_INFO("SERVING model=", served->name(), " version=", served->version(),
               " device=", served->device_name(), " precision=", served->precision(),
               " classes=", served->num_classes(), " address=", options.address, " port=",
-              (*server)->port(), " workers=", workers, " threads=", threads);
+              (*server)->port(), " workers=", workers, " threads=", threads,
+              " admin=", options.service.admin_token.empty() ? "loopback-only" : "token");
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
     std::ofstream(tmp) << (*server)->port() << "\n";

@@ -234,7 +234,8 @@ absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
 }
 
 absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> inputs,
-                                                      absl::Span<const CamRequest> requests) const {
+                                                      absl::Span<const CamRequest> requests,
+                                                      ExplainTiming* timing) const {
   const int batch = static_cast<int>(requests.size());
   if (batch == 0 || static_cast<int64_t>(inputs.size()) != batch * input_elements()) {
     return absl::InvalidArgumentError(absl::StrCat("Explain: size mismatch for batch of ", batch));
@@ -251,12 +252,14 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
     torch::Tensor input = torch::from_blob(const_cast<float*>(inputs.data()),
                                            {batch, 3, size, size}, torch::kFloat32);
     if (impl_->device.is_cuda()) input = input.to(impl_->device);
+    const auto backbone_start = std::chrono::steady_clock::now();
     torch::Tensor activation;
     {
       // Not InferenceMode: its tensors could not require grad below.
       torch::NoGradGuard no_grad;
       activation = impl_->serving.get_method(impl_->features_method)({input}).toTensor();
     }
+    const auto cam_start = std::chrono::steady_clock::now();
     activation = activation.detach().to(torch::kFloat32).requires_grad_(true);
     torch::Tensor logits = impl_->original.get_method(impl_->head_method)({activation}).toTensor();
     torch::Tensor probs = torch::softmax(logits.detach().to(torch::kFloat32), 1).cpu().contiguous();
@@ -308,6 +311,12 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
       cams[i] = cam;
     }
     cams = cams.cpu().contiguous();
+    if (timing != nullptr) {
+      const auto end = std::chrono::steady_clock::now();
+      timing->backbone_us =
+          std::chrono::duration_cast<std::chrono::microseconds>(cam_start - backbone_start).count();
+      timing->cam_us = std::chrono::duration_cast<std::chrono::microseconds>(end - cam_start).count();
+    }
     for (int i = 0; i < batch; ++i) {
       CamResult& r = results[i];
       r.target_class = static_cast<int>(targets[i]);

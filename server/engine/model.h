@@ -63,6 +63,12 @@ struct CamResult {
   std::vector<float> map;  // map_height x map_width, row-major, min-max normalised to [0, 1]
 };
 
+// Time spent by one Explain batch.
+struct ExplainTiming {
+  int64_t backbone_us = 0;  // features() without autograd
+  int64_t cam_us = 0;       // head forward + gradient + map arithmetic
+};
+
 class Model {
  public:
   static absl::StatusOr<std::unique_ptr<Model>> Create(ModelOptions options);
@@ -93,7 +99,8 @@ class Model {
   // to the detached activation through the head (never backward through the backbone).
   // INVALID_ARGUMENT for out-of-range target classes or size mismatches; INTERNAL on backend errors.
   absl::StatusOr<std::vector<CamResult>> Explain(absl::Span<const float> inputs,
-                                                 absl::Span<const CamRequest> requests) const;
+                                                 absl::Span<const CamRequest> requests,
+                                                 ExplainTiming* timing = nullptr) const;
 
  private:
   struct Impl;

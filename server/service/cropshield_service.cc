@@ -1,12 +1,16 @@
 #include "server/service/cropshield_service.h"
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/stopwatch.h"
+#include "server/service/admin_auth.h"
+#include "server/service/explain_pipeline.h"
 
 namespace cropshield::service {
 namespace {
@@ -25,7 +29,51 @@ absl::Status CheckCallAlive(grpc::CallbackServerContext* context) {
   return absl::OkStatus();
 }
 
+absl::Status QueueFull(size_t capacity) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("server queue is full (", capacity, " requests waiting); retry with backoff"));
+}
+
 }  // namespace
+
+// One accepted call: finishes its reactor exactly once and accounts for it.
+struct CallState {
+  Rpc rpc;
+  grpc::ServerUnaryReactor* reactor;
+  Stopwatch received;
+  RequestStats* stats;
+  std::atomic<int64_t>* in_flight;
+  std::string request_id;
+
+  void Finish(const absl::Status& status, const cropshield::v1::Timing* timing = nullptr) {
+    stats->RecordCall(rpc, status.code(), received.ElapsedMicros());
+    if (timing != nullptr) stats->RecordTiming(*timing);
+    if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown ||
+        status.code() == absl::StatusCode::kDataLoss) {
+      CS_LOG_ERROR("call failed", request_id.empty() ? "" : " request_id=", request_id, ": ",
+                   status.ToString());
+    }
+    in_flight->fetch_sub(1, std::memory_order_relaxed);
+    reactor->Finish(ToGrpcStatus(status));
+  }
+};
+
+// An Explain call on its way through decode -> batch -> render.
+struct ExplainJob {
+  std::shared_ptr<CallState> call;
+  const cropshield::v1::ExplainRequest* request = nullptr;
+  cropshield::v1::ExplainResponse* response = nullptr;
+  std::shared_ptr<const engine::Model> model;
+  ExplainPlan plan;
+  cache::CacheKey key;
+  bool leader = false;  // owns the cache flight of `key`
+  PreparedImage prepared;
+  engine::CamResult cam;
+  int64_t queue_us = 0;
+  Stopwatch batch_wait;
+  int64_t inference_us = 0;
+  int64_t explain_us = 0;
+};
 
 absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Create(
     ServiceOptions options, const ModelRegistry* models) {
@@ -33,87 +81,368 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
   if (options.limits.max_image_bytes <= 0 || options.limits.max_image_pixels <= 0) {
     return absl::InvalidArgumentError("image limits must be positive");
   }
+  std::unique_ptr<CropShieldServiceImpl> service(new CropShieldServiceImpl(options, models));
+
+  cache::ShardedLruCache::Options cache_options;
+  cache_options.num_shards = options.cache_shards;
+  cache_options.ttl = options.cache_ttl;
+  cache_options.capacity_bytes = std::max<int64_t>(0, options.explain_cache_bytes);
+  auto explain_cache = cache::ShardedLruCache::Create(cache_options);
+  if (!explain_cache.ok()) return explain_cache.status();
+  service->explain_cache_ = *std::move(explain_cache);
+  if (options.predict_cache_bytes > 0) {
+    cache_options.capacity_bytes = options.predict_cache_bytes;
+    auto predict_cache = cache::ShardedLruCache::Create(cache_options);
+    if (!predict_cache.ok()) return predict_cache.status();
+    service->predict_cache_ = *std::move(predict_cache);
+  }
+
   BoundedExecutor::Options executor_options;
   executor_options.threads = options.workers;
   executor_options.queue_capacity = options.queue_capacity;
   auto executor = BoundedExecutor::Create(executor_options);
   if (!executor.ok()) return executor.status();
-  return std::unique_ptr<CropShieldServiceImpl>(
-      new CropShieldServiceImpl(options, models, *std::move(executor)));
+  service->executor_ = *std::move(executor);
+
+  Batcher<std::shared_ptr<ExplainJob>>::Options batch_options;
+  batch_options.max_batch_size = options.explain_max_batch_size;
+  batch_options.queue_capacity = options.queue_capacity;
+  auto batcher = Batcher<std::shared_ptr<ExplainJob>>::Create(
+      batch_options, [raw = service.get()](std::vector<std::shared_ptr<ExplainJob>> jobs) {
+        raw->RunExplainBatch(std::move(jobs));
+      });
+  if (!batcher.ok()) return batcher.status();
+  service->explain_batcher_ = *std::move(batcher);
+  return service;
 }
 
-CropShieldServiceImpl::CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models,
-                                             std::unique_ptr<BoundedExecutor> executor)
-    : options_(options), models_(models), executor_(std::move(executor)) {}
+CropShieldServiceImpl::CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models)
+    : options_(std::move(options)), models_(models) {}
 
 CropShieldServiceImpl::~CropShieldServiceImpl() { Shutdown(); }
 
-void CropShieldServiceImpl::Shutdown() { executor_->Shutdown(); }
+void CropShieldServiceImpl::Shutdown() {
+  // Batches hand rendering back to the executor, so the executor stops last.
+  if (explain_batcher_) explain_batcher_->Shutdown();
+  if (executor_) executor_->Shutdown();
+}
 
 grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(grpc::CallbackServerContext* context,
                                                          const cropshield::v1::PredictRequest* request,
                                                          cropshield::v1::PredictResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const Stopwatch received;
   in_flight_.fetch_add(1, std::memory_order_relaxed);
-  auto finish = [this, reactor, request](const absl::Status& status) {
-    if (!status.ok() && status.code() != absl::StatusCode::kInvalidArgument &&
-        status.code() != absl::StatusCode::kCancelled) {
-      CS_LOG_WARNING("Predict failed", request->request_id().empty() ? "" : " request_id=",
-                     request->request_id(), ": ", status.ToString());
-    }
-    in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    reactor->Finish(ToGrpcStatus(status));
-  };
+  auto call = std::make_shared<CallState>(
+      CallState{Rpc::kPredict, reactor, Stopwatch(), &stats_, &in_flight_, request->request_id()});
 
   absl::StatusOr<std::shared_ptr<const engine::Model>> model = models_->Get(request->model());
   if (!model.ok()) {
-    finish(model.status());
+    call->Finish(model.status());
     return reactor;
   }
   absl::StatusOr<int> top_k = ResolveTopK(request->top_k(), (*model)->num_classes());
-  absl::Status valid = top_k.ok() ? CheckImageSize(request->image().data(), options_.limits)
-                                  : top_k.status();
+  absl::Status valid =
+      top_k.ok() ? CheckImageSize(request->image().data(), options_.limits) : top_k.status();
   if (!valid.ok()) {
-    finish(valid);
+    call->Finish(valid);
     return reactor;
   }
 
-  auto task = [this, context, request, response, finish, received, model = *std::move(model),
-               k = *top_k]() {
-    Stopwatch stage(received.start());
-    const int64_t queue_us = stage.LapMicros();
-    absl::Status alive = CheckCallAlive(context);
-    if (!alive.ok()) {
-      finish(alive);
-      return;
+  // Optional response cache: the cached bytes hold everything but the per-call fields.
+  cache::CacheKey key;
+  bool leader = false;
+  if (predict_cache_ != nullptr) {
+    auto [high, low] = cache::HashBytes128(request->image().data());
+    key = cache::CacheKey{(*model)->name(), (*model)->version(), high, low,
+                          absl::StrCat("predict|k=", *top_k)};
+    auto respond = [call, request, response](absl::StatusOr<cache::Value> value) {
+      if (!value.ok()) return call->Finish(value.status());
+      if (!response->ParseFromString(**value)) {
+        return call->Finish(absl::InternalError("corrupt cached Predict response"));
+      }
+      response->set_cached(true);
+      response->set_request_id(request->request_id());
+      response->mutable_timing()->set_total_us(call->received.ElapsedMicros());
+      call->Finish(absl::OkStatus());
+    };
+    cache::ShardedLruCache::Lookup lookup = predict_cache_->GetOrJoin(key, respond);
+    if (lookup.role == cache::ShardedLruCache::Role::kHit) {
+      respond(lookup.value);
+      return reactor;
     }
+    if (lookup.role == cache::ShardedLruCache::Role::kFollower) return reactor;
+    leader = true;
+  }
+
+  auto task = [this, context, request, response, call, key, leader, model = *std::move(model),
+               k = *top_k]() {
+    const int64_t queue_us = call->received.ElapsedMicros();
+    auto complete = [&](const absl::StatusOr<cache::Value>& value) {
+      if (leader) predict_cache_->Complete(key, value);
+    };
+    // A leader computes even for a cancelled call: followers wait for its result.
+    absl::Status alive = leader ? absl::OkStatus() : CheckCallAlive(context);
+    if (!alive.ok()) return call->Finish(alive);
     absl::StatusOr<Classification> result =
         ClassifyImage(*model, request->image().data(), options_.limits);
     if (!result.ok()) {
-      finish(result.status());
-      return;
+      complete(result.status());
+      return call->Finish(result.status());
     }
     for (cropshield::v1::Prediction& p : TopK(result->probabilities, k, model->metadata())) {
       *response->add_predictions() = std::move(p);
     }
     response->mutable_model()->set_name(model->name());
     response->mutable_model()->set_version(model->version());
-    response->set_request_id(request->request_id());
     response->set_image_width(result->image_width);
     response->set_image_height(result->image_height);
+    if (leader) complete(std::make_shared<const std::string>(response->SerializeAsString()));
+    response->set_request_id(request->request_id());
     cropshield::v1::Timing* timing = response->mutable_timing();
     timing->set_decode_us(result->decode_us);
     timing->set_preprocess_us(result->preprocess_us);
     timing->set_queue_us(queue_us);
     timing->set_inference_us(result->inference_us);
-    timing->set_total_us(received.ElapsedMicros());
-    finish(absl::OkStatus());
+    timing->set_total_us(call->received.ElapsedMicros());
+    call->Finish(absl::OkStatus(), timing);
   };
   if (!executor_->TrySubmit(std::move(task))) {
-    finish(absl::ResourceExhaustedError(absl::StrCat(
-        "server queue is full (", options_.queue_capacity, " requests waiting); retry with backoff")));
+    const absl::Status full = QueueFull(options_.queue_capacity);
+    if (leader) predict_cache_->Complete(key, full);
+    call->Finish(full);
   }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(grpc::CallbackServerContext* context,
+                                                         const cropshield::v1::ExplainRequest* request,
+                                                         cropshield::v1::ExplainResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  auto call = std::make_shared<CallState>(
+      CallState{Rpc::kExplain, reactor, Stopwatch(), &stats_, &in_flight_, request->request_id()});
+
+  absl::StatusOr<std::shared_ptr<const engine::Model>> model = models_->Get(request->model());
+  if (!model.ok()) {
+    call->Finish(model.status());
+    return reactor;
+  }
+  absl::StatusOr<ExplainPlan> plan = PlanExplain(*request, **model);
+  absl::Status valid =
+      plan.ok() ? CheckImageSize(request->image().data(), options_.limits) : plan.status();
+  if (!valid.ok()) {
+    call->Finish(valid);
+    return reactor;
+  }
+
+  auto job = std::make_shared<ExplainJob>();
+  job->call = call;
+  job->request = request;
+  job->response = response;
+  job->model = *std::move(model);
+  job->plan = *std::move(plan);
+  auto [high, low] = cache::HashBytes128(request->image().data());
+  job->key = cache::CacheKey{job->model->name(), job->model->version(), high, low,
+                             ExplainCacheVariant(job->plan)};
+  if (!request->bypass_cache()) {
+    auto respond = [call, request, response](absl::StatusOr<cache::Value> value) {
+      if (!value.ok()) return call->Finish(value.status());
+      if (!response->ParseFromString(**value)) {
+        return call->Finish(absl::InternalError("corrupt cached Explain response"));
+      }
+      response->set_cached(true);
+      response->set_request_id(request->request_id());
+      response->mutable_timing()->set_total_us(call->received.ElapsedMicros());
+      call->Finish(absl::OkStatus());
+    };
+    cache::ShardedLruCache::Lookup lookup = explain_cache_->GetOrJoin(job->key, respond);
+    if (lookup.role == cache::ShardedLruCache::Role::kHit) {
+      respond(lookup.value);
+      return reactor;
+    }
+    if (lookup.role == cache::ShardedLruCache::Role::kFollower) return reactor;
+    job->leader = true;
+  }
+
+  auto prepare = [this, job, context]() {
+    job->queue_us = job->call->received.ElapsedMicros();
+    if (!job->leader) {
+      absl::Status alive = CheckCallAlive(context);
+      if (!alive.ok()) return FinishExplainJob(job, alive);
+    }
+    absl::StatusOr<PreparedImage> prepared =
+        PrepareImage(*job->model, job->request->image().data(), options_.limits);
+    if (!prepared.ok()) return FinishExplainJob(job, prepared.status());
+    job->prepared = *std::move(prepared);
+    job->batch_wait = Stopwatch();
+    if (!explain_batcher_->TrySubmit(job)) FinishExplainJob(job, QueueFull(options_.queue_capacity));
+  };
+  if (!executor_->TrySubmit(std::move(prepare))) {
+    FinishExplainJob(job, QueueFull(options_.queue_capacity));
+  }
+  return reactor;
+}
+
+void CropShieldServiceImpl::RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs) {
+  // A batch may straddle a model swap: compute each model's jobs together.
+  std::map<const engine::Model*, std::vector<std::shared_ptr<ExplainJob>>> by_model;
+  for (auto& job : jobs) {
+    job->queue_us += job->batch_wait.ElapsedMicros();
+    by_model[job->model.get()].push_back(std::move(job));
+  }
+  for (auto& [model, group] : by_model) {
+    std::vector<float> inputs;
+    inputs.reserve(group.size() * static_cast<size_t>(model->input_elements()));
+    std::vector<engine::CamRequest> requests;
+    for (const auto& job : group) {
+      inputs.insert(inputs.end(), job->prepared.input.begin(), job->prepared.input.end());
+      requests.push_back({job->plan.target_class, job->plan.method});
+    }
+    engine::ExplainTiming timing;
+    absl::StatusOr<std::vector<engine::CamResult>> cams = model->Explain(inputs, requests, &timing);
+    for (size_t i = 0; i < group.size(); ++i) {
+      std::shared_ptr<ExplainJob> job = group[i];
+      if (!cams.ok()) {
+        FinishExplainJob(job, cams.status());
+        continue;
+      }
+      job->cam = std::move((*cams)[i]);
+      job->inference_us = timing.backbone_us;
+      job->explain_us = timing.cam_us;
+      auto render = [this, job]() {
+        absl::Status rendered =
+            RenderExplainResponse(*job->model, job->plan, job->prepared, job->request->image().data(),
+                                  options_.limits, job->cam, job->response);
+        if (!rendered.ok()) return FinishExplainJob(job, rendered);
+        const int64_t encode_us = job->response->timing().encode_us();
+        job->response->clear_timing();
+        auto value = std::make_shared<const std::string>(job->response->SerializeAsString());
+        cropshield::v1::Timing* t = job->response->mutable_timing();
+        t->set_decode_us(job->prepared.decode_us);
+        t->set_preprocess_us(job->prepared.preprocess_us);
+        t->set_queue_us(job->queue_us);
+        t->set_inference_us(job->inference_us);
+        t->set_explain_us(job->explain_us);
+        t->set_encode_us(encode_us);
+        FinishExplainJob(job, std::move(value));
+      };
+      // Rendering and encoding run in parallel on the workers; inline if their queue is full.
+      if (!executor_->TrySubmit(render)) render();
+    }
+  }
+}
+
+void CropShieldServiceImpl::FinishExplainJob(const std::shared_ptr<ExplainJob>& job,
+                                             absl::StatusOr<cache::Value> result) {
+  if (job->leader) {
+    explain_cache_->Complete(job->key, result);
+  } else if (result.ok()) {
+    explain_cache_->Insert(job->key, *result);  // bypass_cache still refreshes the cache
+  }
+  if (!result.ok()) return job->call->Finish(result.status());
+  job->response->set_cached(false);
+  job->response->set_request_id(job->request->request_id());
+  job->response->mutable_timing()->set_total_us(job->call->received.ElapsedMicros());
+  job->call->Finish(absl::OkStatus(), &job->response->timing());
+}
+
+namespace {
+
+void FillCacheStats(const cache::CacheStats& in, cropshield::v1::CacheStats* out) {
+  out->set_entries(in.entries);
+  out->set_bytes(in.bytes);
+  out->set_capacity_bytes(in.capacity_bytes);
+  out->set_hits(in.hits);
+  out->set_misses(in.misses);
+  out->set_evictions(in.evictions);
+  out->set_hit_ratio(in.hit_ratio());
+  for (const cache::ShardStats& shard : in.shards) {
+    cropshield::v1::CacheStats* s = out->add_shards();
+    s->set_entries(shard.entries);
+    s->set_bytes(shard.bytes);
+    s->set_capacity_bytes(in.shards.empty() ? 0 : in.capacity_bytes / static_cast<int64_t>(in.shards.size()));
+    s->set_hits(shard.hits);
+    s->set_misses(shard.misses);
+    s->set_evictions(shard.evictions);
+    const int64_t lookups = shard.hits + shard.misses;
+    s->set_hit_ratio(lookups == 0 ? 0.0 : static_cast<double>(shard.hits) / lookups);
+  }
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
+    grpc::CallbackServerContext* context, const cropshield::v1::ClearCacheRequest* request,
+    cropshield::v1::ClearCacheResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  CallState call{Rpc::kClearCache, reactor, Stopwatch(), &stats_, &in_flight_, ""};
+  std::string authorization;
+  auto it = context->client_metadata().find("authorization");
+  if (it != context->client_metadata().end()) authorization.assign(it->second.data(), it->second.size());
+  absl::Status allowed = AuthorizeAdmin(options_.admin_token, authorization, context->peer());
+  if (!allowed.ok()) {
+    CS_LOG_WARNING("ClearCache refused for peer ", context->peer(), ": ", allowed.message());
+    call.Finish(allowed);
+    return reactor;
+  }
+  const bool both = !request->explain_cache() && !request->predict_cache();
+  std::string model_name;
+  int64_t version = 0;
+  if (request->has_model()) {
+    model_name = request->model().name();
+    version = request->model().version();
+    if (model_name.empty()) {
+      auto current = models_->Get(cropshield::v1::ModelSpec());
+      if (!current.ok()) {
+        call.Finish(current.status());
+        return reactor;
+      }
+      model_name = (*current)->name();
+    }
+  }
+  auto clear = [&](cache::ShardedLruCache* cache) {
+    return request->has_model() ? cache->ClearModel(model_name, version) : cache->Clear();
+  };
+  if (both || request->explain_cache()) {
+    cache::ShardedLruCache::Freed freed = clear(explain_cache_.get());
+    response->set_explain_entries_freed(freed.entries);
+    response->set_explain_bytes_freed(freed.bytes);
+  }
+  if (predict_cache_ != nullptr && (both || request->predict_cache())) {
+    cache::ShardedLruCache::Freed freed = clear(predict_cache_.get());
+    response->set_predict_entries_freed(freed.entries);
+    response->set_predict_bytes_freed(freed.bytes);
+  }
+  CS_LOG_INFO("ClearCache by ", context->peer(), request->has_model() ? absl::StrCat(
+                  " for ", model_name, " version ", version == 0 ? "all" : absl::StrCat(version)) : "",
+              ": explain ", response->explain_entries_freed(), " entries / ",
+              response->explain_bytes_freed(), " bytes, predict ", response->predict_entries_freed(),
+              " entries / ", response->predict_bytes_freed(), " bytes freed");
+  call.Finish(absl::OkStatus());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(grpc::CallbackServerContext* context,
+                                                       const cropshield::v1::StatsRequest* /*request*/,
+                                                       cropshield::v1::StatsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  CallState call{Rpc::kStats, reactor, Stopwatch(), &stats_, &in_flight_, ""};
+  stats_.Fill(response);
+  for (const auto& model : models_->All()) {
+    cropshield::v1::ModelInfo* info = response->add_models();
+    info->set_name(model->name());
+    info->set_version(model->version());
+    info->set_device(model->device_name());
+    info->set_precision(model->precision());
+    for (const std::string& label : model->metadata().labels()) info->add_labels(label);
+  }
+  FillCacheStats(explain_cache_->Stats(), response->mutable_explain_cache());
+  if (predict_cache_ != nullptr) FillCacheStats(predict_cache_->Stats(), response->mutable_predict_cache());
+  // This call itself is in flight; report the others.
+  response->set_in_flight(std::max<int64_t>(0, in_flight_.load(std::memory_order_relaxed) - 1));
+  call.Finish(absl::OkStatus());
   return reactor;
 }
 

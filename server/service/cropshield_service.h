@@ -1,31 +1,49 @@
-// The gRPC callback service. Handlers only validate and enqueue: decoding, preprocessing and
-// inference run on the worker executor, whose tasks finish the reactor.
+// The gRPC callback service. Handlers only validate, consult the caches and enqueue: decoding,
+// preprocessing, inference, Grad-CAM and encoding run on the worker executor and the explain
+// batcher, whose tasks finish the reactor.
 //
 // Thread-safety: handlers are called concurrently by gRPC; all members are thread-safe.
 // Shutdown order: stop the grpc::Server first (it waits for in-flight calls, whose tasks are
-// still running on the executor), then call Shutdown().
+// still running on the executor and batcher), then call Shutdown().
 #ifndef CROPSHIELD_SERVER_SERVICE_CROPSHIELD_SERVICE_H_
 #define CROPSHIELD_SERVER_SERVICE_CROPSHIELD_SERVICE_H_
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/batcher.h"
 #include "common/bounded_executor.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
+#include "server/cache/sharded_lru_cache.h"
 #include "server/service/model_registry.h"
 #include "server/service/predict_pipeline.h"
+#include "server/service/request_stats.h"
 
 namespace cropshield::service {
 
 struct ServiceOptions {
   ImageLimits limits;
-  // Threads that decode, preprocess and run inference.
+  // Threads that decode, preprocess, classify and render.
   int workers = 1;
-  // Requests waiting for a worker; beyond it calls get RESOURCE_EXHAUSTED.
+  // Requests that may wait for a worker; beyond it calls get RESOURCE_EXHAUSTED.
   size_t queue_capacity = 256;
+  // Explain requests computed together in one backbone + head pass.
+  int explain_max_batch_size = 8;
+  // Explanation cache budget and sharding; 0 bytes stores nothing (single-flight still applies).
+  int64_t explain_cache_bytes = 128 << 20;
+  int cache_shards = 16;
+  absl::Duration cache_ttl = absl::ZeroDuration();
+  // Predict response cache; 0 disables it (the default).
+  int64_t predict_cache_bytes = 0;
+  // Token admin RPCs must present as "authorization: Bearer <token>"; empty admits loopback only.
+  std::string admin_token;
 };
+
+struct ExplainJob;
 
 class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::CallbackService {
  public:
@@ -37,6 +55,15 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const cropshield::v1::PredictRequest* request,
                                     cropshield::v1::PredictResponse* response) override;
+  grpc::ServerUnaryReactor* Explain(grpc::CallbackServerContext* context,
+                                    const cropshield::v1::ExplainRequest* request,
+                                    cropshield::v1::ExplainResponse* response) override;
+  grpc::ServerUnaryReactor* ClearCache(grpc::CallbackServerContext* context,
+                                       const cropshield::v1::ClearCacheRequest* request,
+                                       cropshield::v1::ClearCacheResponse* response) override;
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const cropshield::v1::StatsRequest* request,
+                                  cropshield::v1::StatsResponse* response) override;
 
   // Calls accepted and not yet finished.
   int64_t InFlight() const { return in_flight_.load(std::memory_order_relaxed); }
@@ -45,12 +72,18 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   void Shutdown();
 
  private:
-  CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models,
-                        std::unique_ptr<BoundedExecutor> executor);
+  CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models);
+
+  void RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs);
+  void FinishExplainJob(const std::shared_ptr<ExplainJob>& job, absl::StatusOr<cache::Value> result);
 
   const ServiceOptions options_;
   const ModelRegistry* const models_;
+  std::unique_ptr<cache::ShardedLruCache> explain_cache_;
+  std::unique_ptr<cache::ShardedLruCache> predict_cache_;  // null when disabled
   std::unique_ptr<BoundedExecutor> executor_;
+  std::unique_ptr<Batcher<std::shared_ptr<ExplainJob>>> explain_batcher_;
+  RequestStats stats_;
   std::atomic<int64_t> in_flight_{0};
 };
 

@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/stopwatch.h"
-#include "server/image/decode.h"
 
 namespace cropshield::service {
 
@@ -44,29 +43,37 @@ image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model) {
   return options;
 }
 
-absl::StatusOr<Classification> ClassifyImage(const engine::Model& model, absl::string_view bytes,
-                                             const ImageLimits& limits) {
+absl::StatusOr<PreparedImage> PrepareImage(const engine::Model& model, absl::string_view bytes,
+                                           const ImageLimits& limits) {
   CS_RETURN_IF_ERROR(CheckImageSize(bytes, limits));
-  Classification result;
+  PreparedImage prepared;
   Stopwatch watch;
   const image::PreprocessOptions preprocess = PreprocessOptionsFor(model);
   image::DecodeOptions decode_options;
   decode_options.max_pixels = limits.max_image_pixels;
   decode_options.min_shorter_side = preprocess.resize_shorter_side;
-  CS_ASSIGN_OR_RETURN(image::DecodedImage decoded, image::DecodeImage(bytes, decode_options));
-  result.decode_us = watch.LapMicros();
-  result.image_width = decoded.full_width;
-  result.image_height = decoded.full_height;
+  CS_ASSIGN_OR_RETURN(prepared.decoded, image::DecodeImage(bytes, decode_options));
+  prepared.decode_us = watch.LapMicros();
+  prepared.input.resize(static_cast<size_t>(model.input_elements()));
+  CS_RETURN_IF_ERROR(image::Preprocess(prepared.decoded, preprocess, absl::MakeSpan(prepared.input),
+                                       &prepared.crop_box));
+  prepared.preprocess_us = watch.LapMicros();
+  return prepared;
+}
 
-  // One input buffer per worker thread: no allocation per request once warm.
-  thread_local std::vector<float> input;
-  input.resize(static_cast<size_t>(model.input_elements()));
-  CS_RETURN_IF_ERROR(image::Preprocess(decoded, preprocess, absl::MakeSpan(input), &result.crop_box));
-  result.preprocess_us = watch.LapMicros();
-
+absl::StatusOr<Classification> ClassifyImage(const engine::Model& model, absl::string_view bytes,
+                                             const ImageLimits& limits) {
+  CS_ASSIGN_OR_RETURN(PreparedImage prepared, PrepareImage(model, bytes, limits));
+  Classification result;
+  result.decode_us = prepared.decode_us;
+  result.preprocess_us = prepared.preprocess_us;
+  result.image_width = prepared.decoded.full_width;
+  result.image_height = prepared.decoded.full_height;
+  result.crop_box = prepared.crop_box;
+  Stopwatch watch;
   result.probabilities.resize(static_cast<size_t>(model.num_classes()));
-  CS_RETURN_IF_ERROR(model.Classify(input, 1, absl::MakeSpan(result.probabilities)));
-  result.inference_us = watch.LapMicros();
+  CS_RETURN_IF_ERROR(model.Classify(prepared.input, 1, absl::MakeSpan(result.probabilities)));
+  result.inference_us = watch.ElapsedMicros();
   return result;
 }
 

@@ -12,6 +12,7 @@
 #include "absl/types/span.h"
 #include "cropshield/v1/cropshield.pb.h"
 #include "server/engine/model.h"
+#include "server/image/decode.h"
 #include "server/image/preprocess.h"
 
 namespace cropshield::service {
@@ -19,6 +20,15 @@ namespace cropshield::service {
 struct ImageLimits {
   int64_t max_image_bytes = 10 << 20;
   int64_t max_image_pixels = 40'000'000;
+};
+
+// A decoded photo and the model input made from it.
+struct PreparedImage {
+  image::DecodedImage decoded;
+  std::vector<float> input;  // model.input_elements() floats, CHW
+  image::CropBox crop_box;   // where the input lies on the full-size photo
+  int64_t decode_us = 0;
+  int64_t preprocess_us = 0;
 };
 
 struct Classification {
@@ -39,6 +49,10 @@ absl::StatusOr<int> ResolveTopK(int requested, int num_classes);
 
 // Preprocessing parameters from the model package's metadata.
 image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model);
+
+// Decodes (JPEG at the smallest DCT scale that still serves the resize) and preprocesses.
+absl::StatusOr<PreparedImage> PrepareImage(const engine::Model& model, absl::string_view bytes,
+                                           const ImageLimits& limits);
 
 // Decodes, preprocesses and classifies one encoded image.
 absl::StatusOr<Classification> ClassifyImage(const engine::Model& model, absl::string_view bytes,

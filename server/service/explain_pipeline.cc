@@ -1,0 +1,198 @@
+#include "server/service/explain_pipeline.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/stopwatch.h"
+#include "server/explain/render.h"
+#include "server/image/decode.h"
+
+namespace cropshield::service {
+namespace {
+
+using cropshield::v1::ExplainOutputs;
+
+explain::Colormap ToColormap(cropshield::v1::Colormap colormap) {
+  switch (colormap) {
+    case cropshield::v1::COLORMAP_TURBO:
+      return explain::Colormap::kTurbo;
+    case cropshield::v1::COLORMAP_VIRIDIS:
+      return explain::Colormap::kViridis;
+    default:
+      return explain::Colormap::kJet;
+  }
+}
+
+void SetFloatMap(const float* values, int width, int height, cropshield::v1::FloatMap* out) {
+  out->set_width(width);
+  out->set_height(height);
+  // Little-endian float32 on the platforms we build for (x86-64, aarch64).
+  out->mutable_data()->assign(reinterpret_cast<const char*>(values),
+                              static_cast<size_t>(width) * height * sizeof(float));
+}
+
+}  // namespace
+
+absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& request,
+                                        const engine::Model& model) {
+  ExplainPlan plan;
+  const int classes = model.num_classes();
+  switch (request.target_case()) {
+    case cropshield::v1::ExplainRequest::kClassIndex:
+      if (request.class_index() < 0 || request.class_index() >= classes) {
+        return absl::InvalidArgumentError(absl::StrCat("class_index must be in 0..", classes - 1,
+                                                       ", got ", request.class_index()));
+      }
+      plan.target_class = request.class_index();
+      break;
+    case cropshield::v1::ExplainRequest::kClassLabel: {
+      const auto& labels = model.metadata().labels();
+      auto it = std::find(labels.begin(), labels.end(), request.class_label());
+      if (it == labels.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("class_label '", request.class_label(),
+                                                       "' is not a label of model ", model.name()));
+      }
+      plan.target_class = static_cast<int>(it - labels.begin());
+      break;
+    }
+    default:
+      plan.target_class = -1;
+  }
+  switch (request.method()) {
+    case cropshield::v1::EXPLAIN_METHOD_UNSPECIFIED:
+    case cropshield::v1::EXPLAIN_METHOD_GRAD_CAM:
+      plan.method = engine::CamMethod::kGradCam;
+      plan.method_proto = cropshield::v1::EXPLAIN_METHOD_GRAD_CAM;
+      break;
+    case cropshield::v1::EXPLAIN_METHOD_GRAD_CAM_PLUS_PLUS:
+      plan.method = engine::CamMethod::kGradCamPlusPlus;
+      plan.method_proto = request.method();
+      break;
+    case cropshield::v1::EXPLAIN_METHOD_HIRES_CAM:
+      plan.method = engine::CamMethod::kHiResCam;
+      plan.method_proto = request.method();
+      break;
+    case cropshield::v1::EXPLAIN_METHOD_LAYER_CAM:
+      plan.method = engine::CamMethod::kLayerCam;
+      plan.method_proto = request.method();
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unknown explain method ", request.method()));
+  }
+  ExplainOutputs& out = plan.outputs;
+  out = request.outputs();
+  if (!out.feature_map() && !out.image_map() && !out.heatmap_png() && !out.overlay()) {
+    out.set_feature_map(true);
+  }
+  if (out.colormap() == cropshield::v1::COLORMAP_UNSPECIFIED) {
+    out.set_colormap(cropshield::v1::COLORMAP_JET);
+  } else if (!cropshield::v1::Colormap_IsValid(out.colormap())) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown colormap ", out.colormap()));
+  }
+  if (out.overlay_encoding() == cropshield::v1::IMAGE_ENCODING_UNSPECIFIED) {
+    out.set_overlay_encoding(cropshield::v1::IMAGE_ENCODING_PNG);
+  } else if (!cropshield::v1::ImageEncoding_IsValid(out.overlay_encoding())) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown overlay_encoding ", out.overlay_encoding()));
+  }
+  if (out.overlay_alpha() == 0) out.set_overlay_alpha(0.5f);
+  if (!(out.overlay_alpha() > 0 && out.overlay_alpha() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("overlay_alpha must be in (0, 1], got ", out.overlay_alpha()));
+  }
+  if (out.jpeg_quality() == 0) out.set_jpeg_quality(90);
+  if (out.jpeg_quality() < 1 || out.jpeg_quality() > 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("jpeg_quality must be in 1..100, got ", out.jpeg_quality()));
+  }
+  // Options that do not change the result must not split the cache.
+  if (!out.overlay()) {
+    out.clear_overlay_encoding();
+    out.clear_overlay_alpha();
+    out.clear_jpeg_quality();
+  } else if (out.overlay_encoding() != cropshield::v1::IMAGE_ENCODING_JPEG) {
+    out.clear_jpeg_quality();
+  }
+  if (!out.overlay() && !out.heatmap_png()) out.clear_colormap();
+  CS_ASSIGN_OR_RETURN(plan.top_k, ResolveTopK(request.top_k(), classes));
+  return plan;
+}
+
+std::string ExplainCacheVariant(const ExplainPlan& plan) {
+  const ExplainOutputs& o = plan.outputs;
+  return absl::StrCat("explain|class=", plan.target_class, "|method=", plan.method_proto,
+                      "|k=", plan.top_k, "|fm=", o.feature_map(), "|im=", o.image_map(),
+                      "|hm=", o.heatmap_png(), "|cm=", o.colormap(), "|ov=", o.overlay(),
+                      "|enc=", o.overlay_encoding(), "|alpha=", o.overlay_alpha(),
+                      "|q=", o.jpeg_quality());
+}
+
+absl::Status RenderExplainResponse(const engine::Model& model, const ExplainPlan& plan,
+                                   const PreparedImage& prepared, absl::string_view image_bytes,
+                                   const ImageLimits& limits, const engine::CamResult& cam,
+                                   cropshield::v1::ExplainResponse* response) {
+  Stopwatch watch;
+  const ExplainOutputs& out = plan.outputs;
+  const cropshield::v1::ModelMetadata& meta = model.metadata();
+  cropshield::v1::Prediction* target = response->mutable_target();
+  target->set_class_index(cam.target_class);
+  target->set_label(meta.labels(cam.target_class));
+  target->set_probability(cam.probabilities[cam.target_class]);
+  for (cropshield::v1::Prediction& p : TopK(cam.probabilities, plan.top_k, meta)) {
+    *response->add_predictions() = std::move(p);
+  }
+  response->set_method(plan.method_proto);
+  response->mutable_model()->set_name(model.name());
+  response->mutable_model()->set_version(model.version());
+  cropshield::v1::CropBox* box = response->mutable_crop_box();
+  box->set_x(static_cast<float>(prepared.crop_box.x));
+  box->set_y(static_cast<float>(prepared.crop_box.y));
+  box->set_width(static_cast<float>(prepared.crop_box.width));
+  box->set_height(static_cast<float>(prepared.crop_box.height));
+  if (out.feature_map()) {
+    SetFloatMap(cam.map.data(), cam.map_width, cam.map_height, response->mutable_feature_map());
+  }
+  const int width = prepared.decoded.full_width;
+  const int height = prepared.decoded.full_height;
+  if (out.image_map() || out.heatmap_png() || out.overlay()) {
+    CS_ASSIGN_OR_RETURN(explain::PhotoMap photo_map,
+                        explain::PlaceOnPhoto(cam.map, cam.map_width, cam.map_height,
+                                              prepared.crop_box, width, height));
+    if (out.image_map()) {
+      SetFloatMap(photo_map.values.data(), width, height, response->mutable_image_map());
+    }
+    const explain::Colormap colormap = ToColormap(out.colormap());
+    if (out.heatmap_png()) {
+      std::vector<uint8_t> rgba = explain::RenderHeatmapRgba(photo_map, colormap);
+      CS_ASSIGN_OR_RETURN(*response->mutable_heatmap_png(),
+                          explain::EncodePng(rgba, width, height, 4));
+    }
+    if (out.overlay()) {
+      // The overlay is drawn on the photo at full size; a DCT-downscaled decode is redone in full.
+      const image::DecodedImage* photo = &prepared.decoded;
+      image::DecodedImage full;
+      if (photo->width != width || photo->height != height) {
+        image::DecodeOptions options;
+        options.max_pixels = limits.max_image_pixels;
+        CS_ASSIGN_OR_RETURN(full, image::DecodeImage(image_bytes, options));
+        photo = &full;
+      }
+      CS_ASSIGN_OR_RETURN(std::vector<uint8_t> blended,
+                          explain::OverlayRgb(photo->rgb, photo_map, colormap, out.overlay_alpha()));
+      if (out.overlay_encoding() == cropshield::v1::IMAGE_ENCODING_JPEG) {
+        CS_ASSIGN_OR_RETURN(*response->mutable_overlay(),
+                            explain::EncodeJpeg(blended, width, height, out.jpeg_quality()));
+      } else {
+        CS_ASSIGN_OR_RETURN(*response->mutable_overlay(), explain::EncodePng(blended, width, height, 3));
+      }
+    }
+  }
+  response->mutable_timing()->set_encode_us(watch.ElapsedMicros());
+  return absl::OkStatus();
+}
+
+}  // namespace cropshield::service

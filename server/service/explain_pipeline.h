@@ -1,0 +1,46 @@
+// The Explain request path independent of gRPC: validating the request into a plan, and turning a
+// class activation map into the response's maps and images.
+//
+// Thread-safety: functions are reentrant.
+#ifndef CROPSHIELD_SERVER_SERVICE_EXPLAIN_PIPELINE_H_
+#define CROPSHIELD_SERVER_SERVICE_EXPLAIN_PIPELINE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "cropshield/v1/cropshield.pb.h"
+#include "server/engine/model.h"
+#include "server/service/predict_pipeline.h"
+
+namespace cropshield::service {
+
+// A validated Explain request with defaults filled in.
+struct ExplainPlan {
+  int target_class = -1;  // -1: top-1
+  engine::CamMethod method = engine::CamMethod::kGradCam;
+  cropshield::v1::ExplainMethod method_proto = cropshield::v1::EXPLAIN_METHOD_GRAD_CAM;
+  cropshield::v1::ExplainOutputs outputs;  // colormap, encoding, alpha and quality resolved
+  int top_k = 3;
+};
+
+// INVALID_ARGUMENT naming the field for out-of-range classes, unknown labels or methods, bad alpha
+// or JPEG quality.
+absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& request,
+                                        const engine::Model& model);
+
+// The part of the cache key that depends on the request beyond model and image.
+std::string ExplainCacheVariant(const ExplainPlan& plan);
+
+// Fills `response` (everything but request_id, cached and timing.total_us) from a computed map.
+// `prepared` is the image the map was computed on; `image_bytes` the original encoded photo,
+// decoded again at full size when an overlay is asked for and the first decode was downscaled.
+absl::Status RenderExplainResponse(const engine::Model& model, const ExplainPlan& plan,
+                                   const PreparedImage& prepared, absl::string_view image_bytes,
+                                   const ImageLimits& limits, const engine::CamResult& cam,
+                                   cropshield::v1::ExplainResponse* response);
+
+}  // namespace cropshield::service
+
+#endif  // CROPSHIELD_SERVER_SERVICE_EXPLAIN_PIPELINE_H_
