@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -227,15 +229,6 @@ TEST_F(ServerTest, BadArgumentsGetPreciseCodes) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
-TEST_F(ServerTest, ExplainStatsAndClearCacheAnswerUnimplementedForNow) {
-  auto stub = MakeStub(*server_);
-  grpc::ClientContext context;
-  v1::StatsRequest request;
-  v1::StatsResponse response;
-  EXPECT_EQ(stub->Stats(&context, request, &response).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
-}
-
 TEST_F(ServerTest, ReflectionListsTheServices) {
   auto stub = grpc::reflection::v1alpha::ServerReflection::NewStub(
       grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
@@ -340,6 +333,292 @@ TEST(ServerLifecycleTest, MissingModelFailsFastWithClearMessage) {
   ASSERT_TRUE(exit_code.ok());
   EXPECT_EQ(*exit_code, 1);
   EXPECT_THAT((*server)->Log(), HasSubstr("/nonexistent/model/dir is not a directory"));
+}
+
+}  // namespace
+}  // namespace cropshield
+
+namespace cropshield {
+namespace {
+
+grpc::Status CallExplain(v1::CropShieldService::Stub* stub, const v1::ExplainRequest& request,
+                         v1::ExplainResponse* response, const std::string& token = "") {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+  return stub->Explain(&context, request, response);
+}
+
+std::string LargestSample() {
+  std::string best;
+  int64_t best_size = -1;
+  for (const auto& [file, label] : SampleLabels()) {
+    const int64_t size = static_cast<int64_t>(ReadFileOrDie(kSamples + "/" + file).size());
+    if (size > best_size) best = file, best_size = size;
+  }
+  return best;
+}
+
+TEST_F(ServerTest, ExplainIsComputedOnceThenServedFromCache) {
+  auto stub = MakeStub(*server_);
+  const auto samples = SampleLabels();
+  const auto& [file, label] = *samples.begin();
+  v1::ExplainRequest request;
+  request.mutable_image()->set_data(ReadFileOrDie(kSamples + "/" + file));
+  request.set_request_id("explain-1");
+  v1::ExplainResponse first;
+  grpc::Status status = CallExplain(stub.get(), request, &first);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(first.cached());
+  EXPECT_EQ(first.target().label(), label);  // default target: the top-1 prediction
+  EXPECT_EQ(first.predictions(0).label(), label);
+  EXPECT_EQ(first.method(), v1::EXPLAIN_METHOD_GRAD_CAM);
+  EXPECT_EQ(first.request_id(), "explain-1");
+  // Default output: the feature-resolution map, float32 in [0, 1], peak exactly 1.
+  ASSERT_EQ(first.feature_map().width(), 14);
+  ASSERT_EQ(first.feature_map().height(), 14);
+  ASSERT_EQ(first.feature_map().data().size(), 14u * 14u * 4u);
+  std::vector<float> map(14 * 14);
+  std::memcpy(map.data(), first.feature_map().data().data(), first.feature_map().data().size());
+  EXPECT_FLOAT_EQ(*std::max_element(map.begin(), map.end()), 1.0f);
+  EXPECT_GE(*std::min_element(map.begin(), map.end()), 0.0f);
+  EXPECT_GT(first.timing().inference_us(), 0);
+  EXPECT_GT(first.timing().explain_us(), 0);
+
+  request.set_request_id("explain-2");
+  v1::ExplainResponse second;
+  ASSERT_TRUE(CallExplain(stub.get(), request, &second).ok());
+  EXPECT_TRUE(second.cached());
+  EXPECT_EQ(second.request_id(), "explain-2");
+  EXPECT_EQ(second.feature_map().data(), first.feature_map().data());
+  EXPECT_EQ(second.target().class_index(), first.target().class_index());
+
+  // The same class asked by label and by index share one cache entry.
+  request.set_class_label(label);
+  v1::ExplainResponse by_label;
+  ASSERT_TRUE(CallExplain(stub.get(), request, &by_label).ok());
+  EXPECT_TRUE(by_label.cached());
+  // Another method is another entry.
+  request.set_method(v1::EXPLAIN_METHOD_LAYER_CAM);
+  v1::ExplainResponse layer_cam;
+  ASSERT_TRUE(CallExplain(stub.get(), request, &layer_cam).ok());
+  EXPECT_FALSE(layer_cam.cached());
+  EXPECT_EQ(layer_cam.method(), v1::EXPLAIN_METHOD_LAYER_CAM);
+}
+
+TEST_F(ServerTest, ExplainPlacesTheMapOnTheCroppedRegionOfANonSquarePhoto) {
+  auto stub = MakeStub(*server_);
+  const std::string file = LargestSample();
+  v1::ExplainRequest request;
+  request.mutable_image()->set_data(ReadFileOrDie(kSamples + "/" + file));
+  request.mutable_outputs()->set_image_map(true);
+  request.mutable_outputs()->set_heatmap_png(true);
+  request.mutable_outputs()->set_overlay(true);
+  request.mutable_outputs()->set_overlay_encoding(v1::IMAGE_ENCODING_JPEG);
+  v1::ExplainResponse response;
+  grpc::Status status = CallExplain(stub.get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const int width = response.image_map().width();
+  const int height = response.image_map().height();
+  ASSERT_GT(width, 1000) << file << " should be a large sample";
+  ASSERT_NE(width, height) << file << " should be non-square";
+  // torchvision geometry: shorter side -> 256, long side -> int(256 * long / short), crop 224.
+  const int shorter = std::min(width, height);
+  const int longer = std::max(width, height);
+  const double scale = static_cast<double>(shorter) / 256.0;
+  const int resized_long = static_cast<int>(256.0 * longer / shorter);
+  const double crop_long_offset = std::round((resized_long - 224) / 2.0) * longer / resized_long;
+  const v1::CropBox& box = response.crop_box();
+  if (width > height) {
+    EXPECT_NEAR(box.x(), crop_long_offset, 0.5);
+    EXPECT_NEAR(box.y(), 16 * scale, 0.5);
+  } else {
+    EXPECT_NEAR(box.x(), 16 * scale, 0.5);
+    EXPECT_NEAR(box.y(), crop_long_offset, 0.5);
+  }
+  EXPECT_NEAR(box.height(), 224 * scale, 1.0);
+
+  std::vector<float> values(static_cast<size_t>(width) * height);
+  ASSERT_EQ(response.image_map().data().size(), values.size() * 4);
+  std::memcpy(values.data(), response.image_map().data().data(), values.size() * 4);
+  // Outside the box: unseen, exactly 0. Inside: the map, whose peak is 1.
+  double outside_max = 0;
+  double inside_max = 0;
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const bool inside = x + 0.5 >= box.x() && x + 0.5 < box.x() + box.width() &&
+                          y + 0.5 >= box.y() && y + 0.5 < box.y() + box.height();
+      double& m = inside ? inside_max : outside_max;
+      m = std::max(m, static_cast<double>(values[static_cast<size_t>(y) * width + x]));
+    }
+  }
+  EXPECT_EQ(outside_max, 0.0);
+  EXPECT_GT(inside_max, 0.99);
+  // PNG heatmap and JPEG overlay come at the photo's size.
+  ASSERT_GT(response.heatmap_png().size(), 8u);
+  EXPECT_EQ(response.heatmap_png().substr(1, 3), "PNG");
+  EXPECT_EQ(response.overlay().substr(0, 2), "\xff\xd8");
+}
+
+TEST_F(ServerTest, ConcurrentIdenticalExplainsAreComputedOnce) {
+  auto stub = MakeStub(*server_);
+  v1::ExplainRequest request;
+  // A photo no other test explains, with a method no other test uses.
+  request.mutable_image()->set_data(ReadFileOrDie(kSamples + "/" + SampleLabels().rbegin()->first));
+  request.set_method(v1::EXPLAIN_METHOD_HIRES_CAM);
+  constexpr int kCalls = 16;
+  absl::Mutex mu;
+  int done = 0;
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<v1::ExplainResponse> responses(kCalls);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  for (int i = 0; i < kCalls; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    stub->async()->Explain(contexts.back().get(), &request, &responses[i], [&, i](grpc::Status s) {
+      absl::MutexLock lock(&mu);
+      statuses[i] = s;
+      ++done;
+    });
+  }
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(+[](int* d) { return *d == kCalls; }, &done));
+  int computed = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    computed += responses[i].cached() ? 0 : 1;
+    EXPECT_EQ(responses[i].feature_map().data(), responses[0].feature_map().data());
+  }
+  EXPECT_EQ(computed, 1);
+}
+
+TEST_F(ServerTest, ExplainRejectsBadTargetsAndOptions) {
+  auto stub = MakeStub(*server_);
+  v1::ExplainRequest request;
+  request.mutable_image()->set_data(ReadFileOrDie(kSamples + "/" + SampleLabels().begin()->first));
+  v1::ExplainResponse response;
+  request.set_class_index(22);
+  grpc::Status status = CallExplain(stub.get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("class_index must be in 0..21"));
+  request.set_class_label("Banana__healthy");
+  status = CallExplain(stub.get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("Banana__healthy"));
+  request.set_class_index(0);
+  request.mutable_outputs()->set_overlay(true);
+  request.mutable_outputs()->set_overlay_alpha(1.5f);
+  EXPECT_EQ(CallExplain(stub.get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ExplainRequest corrupt;
+  corrupt.mutable_image()->set_data("not an image at all");
+  status = CallExplain(stub.get(), corrupt, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServerTest, StatsFiguresMoveAsTrafficFlows) {
+  auto stub = MakeStub(*server_);
+  auto stats = [&stub]() {
+    grpc::ClientContext context;
+    v1::StatsResponse response;
+    EXPECT_TRUE(stub->Stats(&context, v1::StatsRequest(), &response).ok());
+    return response;
+  };
+  const v1::StatsResponse before = stats();
+  ASSERT_EQ(before.models_size(), 1);
+  EXPECT_EQ(before.models(0).name(), "cropshield-demo");
+  EXPECT_EQ(before.models(0).device(), "cpu");
+  EXPECT_EQ(before.models(0).labels_size(), 22);
+  const std::string jpeg = ReadFileOrDie(kSamples + "/" + SampleLabels().begin()->first);
+  v1::PredictResponse predicted;
+  ASSERT_TRUE(CallPredict(stub.get(), RequestFor(jpeg), &predicted).ok());
+  ASSERT_FALSE(CallPredict(stub.get(), RequestFor("junk"), &predicted).ok());
+  const v1::StatsResponse after = stats();
+  ASSERT_EQ(after.rpcs(0).rpc(), "Predict");
+  EXPECT_EQ(after.rpcs(0).total(), before.rpcs(0).total() + 2);
+  EXPECT_EQ(after.rpcs(0).errors_by_code().at("INVALID_ARGUMENT"),
+            (before.rpcs(0).errors_by_code().count("INVALID_ARGUMENT")
+                 ? before.rpcs(0).errors_by_code().at("INVALID_ARGUMENT")
+                 : 0) + 1);
+  EXPECT_EQ(after.rpc_latency(0).name(), "Predict");
+  EXPECT_GT(after.rpc_latency(0).count(), before.rpc_latency(0).count());
+  EXPECT_GT(after.rpc_latency(0).p50_us(), 0);
+  EXPECT_EQ(after.stage_latency(3).name(), "inference");
+  EXPECT_GT(after.stage_latency(3).count(), before.stage_latency(3).count());
+  EXPECT_GT(after.uptime_seconds(), before.uptime_seconds());
+  EXPECT_EQ(after.explain_cache().shards_size(), 16);
+}
+
+TEST(AdminTest, ClearCacheNeedsTheTokenAndFreesEntries) {
+  const std::string token_file = ::testing::TempDir() + "/admin_token";
+  std::ofstream(token_file) << "s3cret-token\n";
+  auto server = ServerProcess::Start(
+      kServer, {"--model=" + kDemoRepository, "--admin_token_file=" + token_file});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
+  EXPECT_THAT((*server)->Log(), ::testing::Not(HasSubstr("s3cret-token")));
+  auto stub = MakeStub(**server);
+  v1::ExplainRequest explain;
+  explain.mutable_image()->set_data(ReadFileOrDie(kSamples + "/" + SampleLabels().begin()->first));
+  v1::ExplainResponse explained;
+  ASSERT_TRUE(CallExplain(stub.get(), explain, &explained).ok());
+  ASSERT_FALSE(explained.cached());
+
+  auto clear = [&stub](const std::string& token, v1::ClearCacheResponse* response) {
+    grpc::ClientContext context;
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    return stub->ClearCache(&context, v1::ClearCacheRequest(), response);
+  };
+  v1::ClearCacheResponse response;
+  grpc::Status status = clear("", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  status = clear("wrong-token", &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), ::testing::Not(HasSubstr("s3cret")));
+  ASSERT_TRUE(CallExplain(stub.get(), explain, &explained).ok());
+  EXPECT_TRUE(explained.cached()) << "refused clears must not clear";
+
+  status = clear("s3cret-token", &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.explain_entries_freed(), 1);
+  EXPECT_GT(response.explain_bytes_freed(), 14 * 14 * 4);
+  ASSERT_TRUE(CallExplain(stub.get(), explain, &explained).ok());
+  EXPECT_FALSE(explained.cached());
+
+  // The CLI reads the token from its flag.
+  CommandResult cli = RunCommand(absl::StrCat(kCli, " clear-cache --token=s3cret-token --target=",
+                                              (*server)->address()));
+  EXPECT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_THAT(cli.output, HasSubstr("explain cache: 1 entries"));
+  CommandResult denied = RunCommand(
+      absl::StrCat(kCli, " clear-cache --target=", (*server)->address()), /*merge_stderr=*/true);
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
+}
+
+TEST_F(ServerTest, CliExplainWritesHeatmapOverlayAndRawMapThenHitsTheCache) {
+  const std::string file = LargestSample();
+  const std::string dir = ::testing::TempDir();
+  const std::string command =
+      absl::StrCat(kCli, " explain ", kSamples, "/", file, " --out=", dir, "/heat.png --overlay=",
+                   dir, "/overlay.png --raw=", dir, "/map.npy --method=grad_cam_plus_plus --target=",
+                   server_->address());
+  CommandResult first = RunCommand(command);
+  EXPECT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("computed"));
+  EXPECT_THAT(first.output, HasSubstr("wrote " + dir + "/overlay.png"));
+  CommandResult second = RunCommand(command);
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("cache hit"));
+  EXPECT_EQ(ReadFileOrDie(dir + "/heat.png").substr(1, 3), "PNG");
+  EXPECT_EQ(ReadFileOrDie(dir + "/overlay.png").substr(1, 3), "PNG");
+  const std::string npy = ReadFileOrDie(dir + "/map.npy");
+  EXPECT_EQ(npy.substr(1, 5), "NUMPY");
+  EXPECT_THAT(npy, HasSubstr("'shape': (14, 14)"));
+
+  CommandResult stats = RunCommand(absl::StrCat(kCli, " stats --target=", server_->address()));
+  EXPECT_EQ(stats.exit_code, 0);
+  EXPECT_THAT(stats.output, HasSubstr("model cropshield-demo v1 on cpu"));
+  EXPECT_THAT(stats.output, HasSubstr("explain cache:"));
 }
 
 }  // namespace
