@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "client/bench.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
@@ -67,6 +68,8 @@ constexpr char kUsage[] =
     "  cropshield stats [--json]\n"
     "  cropshield clear-cache [--token T] [--model_name NAME] [--model_version V]\n"
     "  cropshield health [--target host:port] [--service NAME]\n"
+    "  cropshield bench --images DIR|FILE [--rpc predict|explain] [--concurrency N]\n"
+    "                   [--duration S | --requests N] [--warmup S] [--json FILE] [--bench_bypass_cache]\n"
     "Exit status: 0 on success, 1 when a call fails (the gRPC status is printed), 2 on usage errors.";
 
 std::string CodeName(grpc::StatusCode code) {
@@ -371,7 +374,22 @@ int Health() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  // `bench --json FILE` names an output file, unlike the boolean --json of other commands.
+  std::vector<std::string> rewritten(argv, argv + argc);
+  if (argc > 1 && std::string(argv[1]) == "bench") {
+    for (size_t i = 2; i < rewritten.size(); ++i) {
+      if (rewritten[i] == "--json" && i + 1 < rewritten.size()) {
+        rewritten[i] = "--bench_json=" + rewritten[i + 1];
+        rewritten.erase(rewritten.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      } else if (absl::StartsWith(rewritten[i], "--json=")) {
+        rewritten[i] = "--bench_json=" + rewritten[i].substr(7);
+      }
+    }
+  }
+  std::vector<char*> rewritten_argv;
+  for (std::string& arg : rewritten) rewritten_argv.push_back(arg.data());
+  std::vector<char*> args =
+      absl::ParseCommandLine(static_cast<int>(rewritten_argv.size()), rewritten_argv.data());
   if (args.size() < 2) {
     std::cerr << kUsage << "\n";
     return 2;
@@ -383,6 +401,7 @@ int main(int argc, char** argv) {
   if (command == "explain") return Explain(rest);
   if (command == "stats") return Stats();
   if (command == "clear-cache") return ClearCache();
+  if (command == "bench") return cropshield::client::RunBench(MakeChannel(), rest);
   std::cerr << "unknown command '" << command << "'\n" << kUsage << "\n";
   return 2;
 }

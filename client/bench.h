@@ -1,0 +1,19 @@
+// `cropshield bench`: an asynchronous closed-loop load generator for Predict and Explain.
+#ifndef CROPSHIELD_CLIENT_BENCH_H_
+#define CROPSHIELD_CLIENT_BENCH_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpcpp/channel.h"
+
+namespace cropshield::client {
+
+// Runs the benchmark described by the bench flags against `channel`; `args` are the positional
+// arguments after "bench" (unused: images come from --images). Returns the process exit code.
+int RunBench(const std::shared_ptr<grpc::Channel>& channel, const std::vector<std::string>& args);
+
+}  // namespace cropshield::client
+
+#endif  // CROPSHIELD_CLIENT_BENCH_H_
