@@ -6,6 +6,15 @@
 #include <torch/script.h>
 #include <torch/utils.h>
 
+// CUDA builds of libtorch install a generated c10/cuda/impl/cuda_cmake_macros.h; CPU-only builds
+// (Debian's libtorch) ship the other c10/cuda headers but neither it nor libc10_cuda.
+#if defined(__has_include)
+#if __has_include(<c10/cuda/impl/cuda_cmake_macros.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define CROPSHIELD_HAVE_CUDA_ALLOCATOR_STATS 1
+#endif
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -57,10 +66,46 @@ torch::Tensor WarmupInput(int batch, int size, uint32_t seed) {
 
 constexpr double kCamEpsilon = 1e-12;
 
+absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& precision, const torch::Device& device) {
+  if (precision == "fp32") return torch::kFloat32;
+  if (precision != "fp16" && precision != "bf16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown precision '", precision, "' (expected fp32, fp16 or bf16)"));
+  }
+  if (!device.is_cuda()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--precision ", precision, " needs a CUDA device; serve fp32 on CPU"));
+  }
+  return precision == "fp16" ? torch::kFloat16 : torch::kBFloat16;
+}
+
 }  // namespace
 
 struct Model::Impl {
   torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat32;  // of the serving module's inputs and weights
+  bool channels_last = false;
+
+  // Host floats -> device tensor. On CUDA the batch goes through a per-thread pinned buffer so the
+  // copy is asynchronous; on CPU the caller's memory is used in place (no copy).
+  torch::Tensor HostToDevice(absl::Span<const float> inputs, int64_t batch, int64_t size) const {
+    torch::Tensor host = torch::from_blob(const_cast<float*>(inputs.data()), {batch, 3, size, size},
+                                          torch::kFloat32);
+    if (!device.is_cuda()) return host;
+    thread_local torch::Tensor pinned;
+    if (!pinned.defined() || pinned.numel() < host.numel()) {
+      pinned = torch::empty({host.numel()}, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
+    }
+    torch::Tensor staged = pinned.narrow(0, 0, host.numel()).view(host.sizes());
+    staged.copy_(host);
+    return staged.to(device, /*non_blocking=*/true);
+  }
+  // Device fp32 NCHW -> what the serving module takes (precision, memory format).
+  torch::Tensor PrepareInput(torch::Tensor input) const {
+    if (dtype != torch::kFloat32) input = input.to(dtype);
+    if (channels_last) input = input.contiguous(at::MemoryFormat::ChannelsLast);
+    return input;
+  }
   std::string features_method;
   std::string head_method;
   // The module Predict runs: the frozen + optimised one when it passed verification.
@@ -92,6 +137,29 @@ bool CudaAvailable() {
   } catch (const std::exception&) {
     return false;
   }
+}
+
+std::vector<GpuMemoryStats> CudaMemoryStats() {
+  std::vector<GpuMemoryStats> result;
+#ifdef CROPSHIELD_HAVE_CUDA_ALLOCATOR_STATS
+  if (!CudaAvailable()) return result;
+  const int devices = static_cast<int>(torch::cuda::device_count());
+  for (int device = 0; device < devices; ++device) {
+    try {
+      const auto stats =
+          c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+      // Index 0 is StatType::AGGREGATE (small and large pools together) in every libtorch since 1.x.
+      GpuMemoryStats entry;
+      entry.device = device;
+      entry.allocated_bytes = stats.allocated_bytes[0].current;
+      entry.reserved_bytes = stats.reserved_bytes[0].current;
+      result.push_back(entry);
+    } catch (const std::exception&) {
+      // The allocator is not initialised for this device yet (nothing allocated there): skip it.
+    }
+  }
+#endif
+  return result;
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
@@ -147,58 +215,97 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   report.load_seconds = SecondsSince(load_start);
 
   const auto warmup_start = std::chrono::steady_clock::now();
-  impl->serving = impl->original;
-  if (options.optimize) {
-    try {
-      const std::string& features_method = meta.grad_cam().features_method();
-      torch::jit::Module frozen = torch::jit::freeze(
-          impl->original.clone(), std::vector<std::string>{features_method});
-      torch::jit::Module optimized = torch::jit::optimize_for_inference(frozen, {features_method});
-      double max_diff = 0;
-      double features_diff = 0;
-      {
-        c10::InferenceMode inference;
-        // Two passes: the profiling executor rewrites the graph after its first runs.
-        for (int i = 0; i < 2; ++i) {
-          torch::Tensor probs =
-              torch::softmax(optimized.forward({warmup_input}).toTensor().to(torch::kFloat32), 1).cpu();
-          max_diff = std::max(max_diff, (probs - reference_probs).abs().max().item<double>());
-        }
-        // Explain runs the optimised backbone too: its activations must agree as well.
-        torch::Tensor fast = optimized.get_method(features_method)({warmup_input}).toTensor();
-        torch::Tensor slow;
-        {
-          torch::NoGradGuard no_grad;
-          slow = impl->original.get_method(features_method)({warmup_input}).toTensor();
-        }
-        const double scale = std::max(1.0, slow.abs().max().item<double>());
-        features_diff = (fast.to(torch::kFloat32) - slow).abs().max().item<double>() / scale;
+  CS_ASSIGN_OR_RETURN(impl->dtype, ParsePrecision(options.precision, device));
+  impl->channels_last = device.is_cuda() && options.channels_last;
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  const std::string& features_method = meta.grad_cam().features_method();
+  const bool reduced = impl->dtype != torch::kFloat32;
+  // The serving module: converted to the serving precision and memory format first (freezing turns
+  // parameters into constants, so conversions must come before it), then frozen and optimised.
+  try {
+    torch::jit::Module candidate = impl->original.clone();
+    if (reduced) candidate.to(impl->dtype);
+    if (impl->channels_last) {
+      for (torch::Tensor p : candidate.parameters()) {
+        if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
       }
-      report.optimized_max_abs_diff = max_diff;
-      if (max_diff <= 1e-4 && features_diff <= 1e-4) {
-        impl->serving = optimized;
-        report.optimized = true;
-      } else {
-        report.optimize_note = absl::StrCat("optimised outputs differ by ", max_diff,
-                                            " (probabilities) and ", features_diff,
-                                            " (relative, activations); limit 1e-4");
-      }
-    } catch (const std::exception& e) {
-      report.optimize_note = absl::StrCat("optimisation failed: ", e.what());
     }
-  } else {
-    report.optimize_note = "disabled by flag";
+    if (options.optimize) {
+      torch::jit::Module frozen =
+          torch::jit::freeze(candidate, std::vector<std::string>{features_method});
+      candidate = torch::jit::optimize_for_inference(frozen, {features_method});
+    }
+    impl->serving = candidate;
+  } catch (const std::exception& e) {
+    if (reduced) {
+      return absl::InternalError(absl::StrCat(path, ": cannot convert to ", options.precision, ": ",
+                                              e.what()));
+    }
+    report.optimize_note = absl::StrCat("optimisation failed: ", e.what());
+    impl->serving = impl->original;
+  }
+  // Verify the serving module against the fp32 original on the warm-up inputs.
+  try {
+    double max_diff = 0;
+    double features_diff = 0;
+    bool top1_agrees = true;
+    {
+      c10::InferenceMode inference;
+      torch::Tensor input = impl->PrepareInput(warmup_input);
+      // Two passes: the profiling executor rewrites the graph after its first runs.
+      for (int i = 0; i < 2; ++i) {
+        torch::Tensor probs =
+            torch::softmax(impl->serving.forward({input}).toTensor().to(torch::kFloat32), 1).cpu();
+        max_diff = std::max(max_diff, (probs - reference_probs).abs().max().item<double>());
+        // A flipped top-1 only counts when fp32 itself separates the top two classes.
+        torch::Tensor top2 = std::get<0>(reference_probs.topk(2, 1));
+        torch::Tensor clear_winner = (top2.select(1, 0) - top2.select(1, 1)) > 1e-3;
+        torch::Tensor same = probs.argmax(1) == reference_probs.argmax(1);
+        top1_agrees = top1_agrees && (same | ~clear_winner).all().item<bool>();
+      }
+      torch::Tensor fast = impl->serving.get_method(features_method)({input}).toTensor();
+      torch::Tensor slow;
+      {
+        torch::NoGradGuard no_grad;
+        slow = impl->original.get_method(features_method)({warmup_input}).toTensor();
+      }
+      const double scale = std::max(1.0, slow.abs().max().item<double>());
+      features_diff = (fast.to(torch::kFloat32) - slow).abs().max().item<double>() / scale;
+    }
+    report.optimized_max_abs_diff = max_diff;
+    if (reduced) {
+      if (!top1_agrees) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            path, ": ", options.precision, " changes the top-1 class on the warm-up inputs (largest "
+            "probability difference ", max_diff, "); serve it in fp32"));
+      }
+      report.optimized = options.optimize;
+    } else if (max_diff <= 1e-4 && features_diff <= 1e-4) {
+      report.optimized = options.optimize && report.optimize_note.empty();
+    } else {
+      report.optimize_note = absl::StrCat("optimised outputs differ by ", max_diff,
+                                          " (probabilities) and ", features_diff,
+                                          " (relative, activations); limit 1e-4");
+      impl->serving = impl->original;
+      impl->channels_last = false;
+    }
+    if (!options.optimize) report.optimize_note = "disabled by flag";
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(path, ": verifying the serving module failed: ", e.what()));
   }
   try {
     c10::InferenceMode inference;
+    // cuDNN picks its algorithms per shape: warm every batch size the batcher can form.
     std::vector<int> batch_sizes = {1};
+    for (int b = 2; b < options.max_batch_size && device.is_cuda(); b *= 2) batch_sizes.push_back(b);
     if (options.max_batch_size > 1) batch_sizes.push_back(options.max_batch_size);
     for (int batch : batch_sizes) {
-      torch::Tensor input = WarmupInput(batch, size, 99).to(device);
+      torch::Tensor input = impl->PrepareInput(WarmupInput(batch, size, 99).to(device));
       for (int i = 0; i < std::max(1, options.warmup_iterations); ++i) {
         impl->serving.forward({input});
       }
     }
+    if (device.is_cuda()) torch::cuda::synchronize();
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat(path, ": warm-up forward failed: ", e.what()));
   }
@@ -206,6 +313,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
 
   std::unique_ptr<Model> model(new Model(std::move(options.package), std::move(impl)));
   model->device_name_ = device.str();
+  model->precision_ = options.precision;
   model->load_report_ = report;
   return model;
 }
@@ -219,10 +327,7 @@ absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
   try {
     c10::InferenceMode inference;
     const int64_t size = input_size();
-    // from_blob does not copy; the tensor only lives for this call.
-    torch::Tensor input = torch::from_blob(const_cast<float*>(inputs.data()),
-                                           {batch_size, 3, size, size}, torch::kFloat32);
-    if (impl_->device.is_cuda()) input = input.to(impl_->device, /*non_blocking=*/false);
+    torch::Tensor input = impl_->PrepareInput(impl_->HostToDevice(inputs, batch_size, size));
     torch::Tensor probs = torch::softmax(impl_->serving.forward({input}).toTensor().to(torch::kFloat32), 1)
                               .to(torch::kCPU)
                               .contiguous();
@@ -249,9 +354,7 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
   std::vector<CamResult> results(static_cast<size_t>(batch));
   try {
     const int64_t size = input_size();
-    torch::Tensor input = torch::from_blob(const_cast<float*>(inputs.data()),
-                                           {batch, 3, size, size}, torch::kFloat32);
-    if (impl_->device.is_cuda()) input = input.to(impl_->device);
+    torch::Tensor input = impl_->PrepareInput(impl_->HostToDevice(inputs, batch, size));
     const auto backbone_start = std::chrono::steady_clock::now();
     torch::Tensor activation;
     {

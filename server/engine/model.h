@@ -25,6 +25,11 @@ struct ModelOptions {
   std::string device = "auto";
   // Freeze + optimize_for_inference at load; kept only when outputs agree with the original.
   bool optimize = true;
+  // "fp32", or on CUDA "fp16" / "bf16": checked against fp32 on the warm-up inputs (the top-1 class
+  // must agree; the largest probability difference is reported in LoadReport).
+  std::string precision = "fp32";
+  // On CUDA, weights and inputs in channels_last memory format (faster convolutions with cuDNN).
+  bool channels_last = true;
   // Largest batch the caller will send; warm-up covers batch 1 and this size.
   int max_batch_size = 1;
   // Forward passes per warm-up batch size (the profiling executor specialises on early calls).
@@ -36,7 +41,8 @@ struct LoadReport {
   double load_seconds = 0;    // torch::jit::load + checks
   double warmup_seconds = 0;  // optimisation + warm-up forwards
   bool optimized = false;     // the frozen, optimised module is the one serving
-  // Largest probability difference between optimised and original module on the warm-up inputs.
+  // Largest probability difference between the serving module (optimised and/or reduced precision)
+  // and the fp32 original on the warm-up inputs.
   double optimized_max_abs_diff = 0;
   std::string optimize_note;  // why the optimised module was not used, if it was not
 };
@@ -120,6 +126,19 @@ void ConfigureTorchRuntime(int intra_op_threads);
 
 // True when libtorch was built with CUDA and a device is visible.
 bool CudaAvailable();
+
+// Memory held by libtorch's CUDA caching allocator on one device (what torch.cuda.memory_allocated
+// and torch.cuda.memory_reserved report), for metrics.
+struct GpuMemoryStats {
+  int device = 0;               // CUDA device index
+  int64_t allocated_bytes = 0;  // occupied by live tensors
+  int64_t reserved_bytes = 0;   // held by the allocator: allocated plus cached free blocks
+};
+
+// One entry per visible CUDA device whose allocator has been used; empty on CPU-only hosts and in
+// builds against a libtorch without CUDA (there it compiles to an empty function). Never throws;
+// cheap enough to call on every metrics scrape.
+std::vector<GpuMemoryStats> CudaMemoryStats();
 
 }  // namespace cropshield::engine
 
