@@ -1,7 +1,8 @@
 // The model-only floor: forward passes through the engine (no gRPC, no decoding) at several batch
 // sizes, device-synchronised (results are copied back to the host). Prints one JSON object.
 //
-// usage: cropshield-model-floor --model DIR [--device auto] [--batch_sizes 1,8,32] [--iterations 20]
+// usage: cropshield-model-floor --model DIR [--device auto] [--precision fp32] [--batch_sizes 1,8,32]
+//        [--iterations 20] [--explain]
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -24,6 +25,7 @@ ABSL_FLAG(std::string, device, "auto", "auto, cpu, cuda or cuda:N.");
 ABSL_FLAG(std::string, batch_sizes, "1,2,4,8,16", "Comma-separated batch sizes to time.");
 ABSL_FLAG(int, iterations, 10, "Timed forward passes per batch size (after warm-up).");
 ABSL_FLAG(int, threads, 0, "Torch intra-op threads (0: number of cores).");
+ABSL_FLAG(std::string, precision, "fp32", "fp32, or on CUDA fp16 / bf16.");
 ABSL_FLAG(bool, explain, false, "Also time batched Grad-CAM (Explain) at each batch size.");
 
 int main(int argc, char** argv) {
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
   cropshield::engine::ModelOptions options;
   options.package = *package;
   options.device = absl::GetFlag(FLAGS_device);
+  options.precision = absl::GetFlag(FLAGS_precision);
   options.max_batch_size = *std::max_element(batch_sizes.begin(), batch_sizes.end());
   auto model = Model::Create(options);
   if (!model.ok()) {
@@ -82,8 +85,8 @@ int main(int argc, char** argv) {
                                     batch, forward_ms, 1000.0 * batch / forward_ms, explain_ms));
   }
   std::cout << absl::StrFormat(
-      "{\"model\":\"%s\",\"version\":%d,\"device\":\"%s\",\"threads\":%d,\"optimized\":%s,\"rows\":[%s]}\n",
-      (*model)->name(), (*model)->version(), (*model)->device_name(), threads,
+      "{\"model\":\"%s\",\"version\":%d,\"device\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"optimized\":%s,\"rows\":[%s]}\n",
+      (*model)->name(), (*model)->version(), (*model)->device_name(), (*model)->precision(), threads,
       (*model)->load_report().optimized ? "true" : "false", rows);
   return 0;
 }
