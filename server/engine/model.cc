@@ -16,13 +16,16 @@
 #endif
 
 #include <algorithm>
+#include <optional>
 #include <chrono>
 #include <climits>
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -86,18 +89,55 @@ struct Model::Impl {
   torch::ScalarType dtype = torch::kFloat32;  // of the serving module's inputs and weights
   bool channels_last = false;
 
-  // Host floats -> device tensor. On CUDA the batch goes through a per-thread pinned buffer so the
-  // copy is asynchronous; on CPU the caller's memory is used in place (no copy).
-  torch::Tensor HostToDevice(absl::Span<const float> inputs, int64_t batch, int64_t size) const {
+  // Pinned host buffers for asynchronous host-to-device copies, reused across calls. A pool owned
+  // by the model (not thread_local tensors, whose destruction at thread exit raced libtorch's own
+  // thread-local state in CUDA builds).
+  mutable absl::Mutex pinned_mu;
+  mutable std::vector<torch::Tensor> pinned_free ABSL_GUARDED_BY(pinned_mu);
+
+  // Holds a pinned buffer until the call that staged its input has synchronised with the device.
+  class PinnedLease {
+   public:
+    PinnedLease(const Impl* impl, torch::Tensor buffer) : impl_(impl), buffer_(std::move(buffer)) {}
+    PinnedLease(PinnedLease&&) = default;
+    ~PinnedLease() {
+      if (impl_ != nullptr && buffer_.defined()) {
+        absl::MutexLock lock(&impl_->pinned_mu);
+        impl_->pinned_free.push_back(std::move(buffer_));
+      }
+    }
+
+   private:
+    const Impl* impl_;
+    torch::Tensor buffer_;
+  };
+
+  // Host floats -> device tensor. On CUDA the batch is staged in a pinned buffer so the copy is
+  // asynchronous; the lease must outlive the first device synchronisation. On CPU the caller's
+  // memory is used in place (no copy).
+  torch::Tensor HostToDevice(absl::Span<const float> inputs, int64_t batch, int64_t size,
+                             std::optional<PinnedLease>* lease) const {
     torch::Tensor host = torch::from_blob(const_cast<float*>(inputs.data()), {batch, 3, size, size},
                                           torch::kFloat32);
     if (!device.is_cuda()) return host;
-    thread_local torch::Tensor pinned;
-    if (!pinned.defined() || pinned.numel() < host.numel()) {
-      pinned = torch::empty({host.numel()}, torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
+    torch::Tensor buffer;
+    {
+      absl::MutexLock lock(&pinned_mu);
+      for (size_t i = 0; i < pinned_free.size(); ++i) {
+        if (pinned_free[i].numel() >= host.numel()) {
+          buffer = std::move(pinned_free[i]);
+          pinned_free.erase(pinned_free.begin() + static_cast<std::ptrdiff_t>(i));
+          break;
+        }
+      }
     }
-    torch::Tensor staged = pinned.narrow(0, 0, host.numel()).view(host.sizes());
+    if (!buffer.defined()) {
+      buffer = torch::empty({host.numel()},
+                            torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
+    }
+    torch::Tensor staged = buffer.narrow(0, 0, host.numel()).view(host.sizes());
     staged.copy_(host);
+    lease->emplace(this, buffer);
     return staged.to(device, /*non_blocking=*/true);
   }
   // Device fp32 NCHW -> what the serving module takes (precision, memory format).
@@ -327,7 +367,9 @@ absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
   try {
     c10::InferenceMode inference;
     const int64_t size = input_size();
-    torch::Tensor input = impl_->PrepareInput(impl_->HostToDevice(inputs, batch_size, size));
+    std::optional<Impl::PinnedLease> lease;
+    torch::Tensor input =
+        impl_->PrepareInput(impl_->HostToDevice(inputs, batch_size, size, &lease));
     torch::Tensor probs = torch::softmax(impl_->serving.forward({input}).toTensor().to(torch::kFloat32), 1)
                               .to(torch::kCPU)
                               .contiguous();
@@ -354,7 +396,8 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
   std::vector<CamResult> results(static_cast<size_t>(batch));
   try {
     const int64_t size = input_size();
-    torch::Tensor input = impl_->PrepareInput(impl_->HostToDevice(inputs, batch, size));
+    std::optional<Impl::PinnedLease> lease;
+    torch::Tensor input = impl_->PrepareInput(impl_->HostToDevice(inputs, batch, size, &lease));
     const auto backbone_start = std::chrono::steady_clock::now();
     torch::Tensor activation;
     {
