@@ -166,14 +166,15 @@ class _Leaf:
         S = min(W, H)
         self.crop = crop
         self.dicot = crop in ("Potato", "Tomato")
-        self.theta = rng.uniform(0.0, 2.0 * math.pi)
+        # orientation: any of the four axis directions, tilted by up to +-26 degrees
+        self.theta = 0.5 * math.pi * int(rng.integers(0, 4)) + rng.uniform(-0.45, 0.45)
         self.serrate = 0.0
         self.lobes = 0.0
         self.wave_amp = wavy
         self.wave_n = rng.uniform(3.0, 6.0)
         self.wave_ph = rng.uniform(0, 2 * math.pi, 2)
         if self.dicot:
-            self.L = rng.uniform(0.30, 0.46) * S
+            self.L = rng.uniform(0.42, 0.56) * S
             if crop == "Potato":
                 self.Wmax = rng.uniform(0.50, 0.64)
                 self.a, self.b = rng.uniform(0.45, 0.65), rng.uniform(0.75, 0.95)
@@ -206,10 +207,10 @@ class _Leaf:
             self.u_focus = 0.0
         else:  # long narrow blade crossing the frame
             if crop == "Sugarcane":
-                hw_px = rng.uniform(0.11, 0.17) * S
+                hw_px = rng.uniform(0.16, 0.24) * S
                 self.taper = rng.uniform(3.0, 6.0)
             else:  # Wheat
-                hw_px = rng.uniform(0.085, 0.125) * S
+                hw_px = rng.uniform(0.13, 0.18) * S
                 self.taper = rng.uniform(1.6, 3.0)
             self.L = rng.uniform(0.75, 1.3) * S
             self.Wmax = hw_px / self.L
@@ -450,7 +451,7 @@ class _Canvas:
             lc = np.where(dd[None], F32(0.07), lc)
         _blend(col_arr, lc, a)
         if fringe_color is not None:
-            fa = np.clip(F32(1.0) - np.abs(d - F32(1.0)) * F32(rp / 1.5), 0.0, 1.0) * F32(0.3) * inside
+            fa = np.clip(F32(1.0) - np.abs(d - F32(1.0)) * F32(rp / 1.5), 0.0, 1.0) * F32(0.45) * inside
             _blend(col_arr, fringe_color, fa)
         np.maximum(self.sym[bb], a, out=self.sym[bb])
 
@@ -537,8 +538,8 @@ class _Canvas:
 
 _LEAF_COLORS = {
     # (dark, light) base greens; midrib colour
-    "Potato": ((0.17, 0.33, 0.10), (0.30, 0.47, 0.16), (0.50, 0.62, 0.30)),
-    "Tomato": ((0.22, 0.40, 0.13), (0.36, 0.54, 0.19), (0.55, 0.68, 0.33)),
+    "Potato": ((0.11, 0.27, 0.11), (0.20, 0.38, 0.16), (0.42, 0.56, 0.30)),  # dark bluish green
+    "Tomato": ((0.28, 0.46, 0.13), (0.40, 0.57, 0.18), (0.58, 0.70, 0.34)),  # yellowish mid green
     "Sugarcane": ((0.16, 0.38, 0.11), (0.30, 0.53, 0.17), (0.80, 0.84, 0.66)),
     "Wheat": ((0.30, 0.47, 0.27), (0.44, 0.59, 0.35), (0.50, 0.63, 0.40)),
 }
@@ -559,7 +560,10 @@ def _paint_healthy_leaf(cv: _Canvas, shade_strength: float = 1.0) -> None:
     tex = F32(1.0) + F32(0.07) * n_lo + F32(0.035) * n_hi
     if leaf.crop == "Tomato":  # rugose (bumpy) lamina
         n_mid = _smooth_noise(rng, Hc, Wc, Hc / (9.0 * cv.px) + 1, Wc / (9.0 * cv.px) + 1)
-        tex += F32(0.06) * n_mid
+        tex += F32(0.10) * n_mid
+        # fine hairs (trichomes): sparse pale specks
+        hairs = rng.random((Hc, Wc), dtype=F32) < F32(0.035)
+        tex += hairs * F32(0.18)
     # shading: curvature across the blade and a fold along the midrib (one half lit)
     fold = rng.uniform(-0.12, 0.12) * shade_strength
     cup = rng.uniform(0.05, 0.2) * shade_strength
@@ -614,7 +618,7 @@ YELLOW_HALO = (0.78, 0.72, 0.16)
 
 def _early_blight(cv: _Canvas, potato: bool) -> None:
     rng = cv.rng
-    n = int(rng.integers(4, 10) if potato else rng.integers(3, 7))
+    n = int(rng.integers(6, 12) if potato else rng.integers(4, 9))
     us, vs = cv.sample_points(n, 0.85)
     for u, v in zip(us, vs):
         r = rng.uniform(0.045, 0.08) if potato else rng.uniform(0.06, 0.1)
@@ -626,15 +630,15 @@ def _early_blight(cv: _Canvas, potato: bool) -> None:
 
 def _late_blight(cv: _Canvas, potato: bool) -> None:
     rng = cv.rng
-    n = int(rng.integers(1, 4))
-    us, vs = cv.sample_points(n, vabs=(0.45, 0.95))
+    n = int(rng.integers(2, 4))
+    us, vs = cv.sample_points(n, vabs=(0.25, 0.8))
     for u, v in zip(us, vs):
-        r = rng.uniform(0.16, 0.3) * (cv.leaf.Wmax / 0.5)
-        core = (0.20, 0.15, 0.09) if potato else (0.27, 0.20, 0.12)
-        cv.blob(u, v, r, _jitter_color(rng, core), _jitter_color(rng, (0.25, 0.25, 0.14)),
-                noise=0.35, cells=2.5, halo=0.3, halo_color=_jitter_color(rng, (0.50, 0.55, 0.24)),
-                halo_alpha=0.5, border=0.3, border_color=_jitter_color(rng, (0.17, 0.20, 0.12)), mottle=0.35,
-                fringe_color=(0.85, 0.86, 0.82) if rng.random() < 0.3 else None)
+        r = rng.uniform(0.2, 0.32) * (cv.leaf.Wmax / 0.5)
+        core = (0.13, 0.10, 0.07) if potato else (0.17, 0.12, 0.08)
+        cv.blob(u, v, r, _jitter_color(rng, core), _jitter_color(rng, (0.28, 0.25, 0.14)),
+                noise=0.35, cells=2.5, halo=0.35, halo_color=_jitter_color(rng, (0.40, 0.47, 0.30)),
+                halo_alpha=0.6, border=0.3, border_color=_jitter_color(rng, (0.26, 0.30, 0.16)), mottle=0.35,
+                velvet=0.25, fringe_color=_jitter_color(rng, (0.86, 0.87, 0.82)))
 
 
 def _potato_early_blight(cv):
@@ -647,7 +651,7 @@ def _potato_late_blight(cv):
 
 def _sugarcane_bacterial_blight(cv: _Canvas) -> None:
     rng = cv.rng
-    n = int(rng.integers(2, 6))
+    n = int(rng.integers(3, 7))
     W = cv.leaf.Wmax
     us, vs = cv.sample_points(n, vabs=(0.2, 0.75))
     for u, v in zip(us, vs):
@@ -675,7 +679,7 @@ def _sugarcane_red_rot(cv: _Canvas) -> None:
 def _sugarcane_red_stripe(cv: _Canvas) -> None:
     rng = cv.rng
     W = cv.leaf.Wmax
-    n = int(rng.integers(6, 16))
+    n = int(rng.integers(8, 18))
     us, vs = cv.sample_points(n, 0.9)
     for u, v in zip(us, vs):
         hw = max(W * rng.uniform(0.025, 0.045), 0.9 / cv.R)
@@ -685,9 +689,9 @@ def _sugarcane_red_stripe(cv: _Canvas) -> None:
 
 def _sugarcane_rust(cv: _Canvas) -> None:
     rng = cv.rng
-    n = int(rng.integers(30, 80))
+    n = int(rng.integers(40, 90))
     us, vs = cv.sample_points(n, 0.92)
-    r = cv.leaf.Wmax * rng.uniform(0.05, 0.07)
+    r = cv.leaf.Wmax * rng.uniform(0.055, 0.07)
     cv.splats(us, vs, r, _jitter_color(rng, (0.60, 0.32, 0.10)), _jitter_color(rng, (0.38, 0.19, 0.07)),
               elong=rng.uniform(2.2, 3.2), size_var=0.2, halo_color=_jitter_color(rng, (0.58, 0.58, 0.20)), halo=0.7,
               halo_alpha=0.35)
@@ -695,9 +699,9 @@ def _sugarcane_rust(cv: _Canvas) -> None:
 
 def _tomato_bacterial_spot(cv: _Canvas) -> None:
     rng = cv.rng
-    n = int(rng.integers(25, 70))
+    n = int(rng.integers(25, 60))
     us, vs = cv.sample_points(n, 0.92)
-    r = rng.uniform(0.013, 0.02)
+    r = rng.uniform(0.02, 0.03)
     # satellites make the spots irregular
     k = len(us)
     su = np.concatenate([us, us + rng.normal(0, r * 0.8, k).astype(F32)])
@@ -719,27 +723,27 @@ def _tomato_leaf_mold(cv: _Canvas) -> None:
     n = int(rng.integers(2, 6))
     us, vs = cv.sample_points(n, 0.8)
     for u, v in zip(us, vs):
-        cv.blob(u, v, rng.uniform(0.08, 0.15), _jitter_color(rng, (0.45, 0.41, 0.17)),
-                _jitter_color(rng, (0.55, 0.52, 0.22)), noise=0.45, cells=3.0, halo=0.6,
-                halo_color=_jitter_color(rng, (0.76, 0.74, 0.30)), halo_alpha=0.7, mottle=0.1, velvet=0.45)
+        cv.blob(u, v, rng.uniform(0.07, 0.12), _jitter_color(rng, (0.42, 0.40, 0.30)),
+                _jitter_color(rng, (0.60, 0.58, 0.30)), noise=0.45, cells=3.0, halo=1.1,
+                halo_color=_jitter_color(rng, (0.86, 0.82, 0.36)), halo_alpha=0.85, mottle=0.1, velvet=0.6)
 
 
 def _tomato_mosaic(cv: _Canvas) -> None:
     rng = cv.rng
-    cells = rng.uniform(4.0, 7.0)
+    cells = rng.uniform(5.0, 9.0)
     n = _smooth_noise(rng, cv.Hc, cv.Wc, cells * cv.leaf.vmax * 2, cells * (cv.umax - cv.umin))
-    thr = rng.uniform(-0.1, 0.25)
-    a = np.clip((n - F32(thr)) * F32(3.0), 0.0, 1.0) * F32(0.8)
-    cv.tint(_jitter_color(rng, (0.58, 0.68, 0.26)), a)
-    dark = np.clip((F32(-thr - 0.35) - n) * F32(4.0), 0.0, 1.0) * F32(0.5)
-    _blend(cv.color, _jitter_color(rng, (0.10, 0.26, 0.07)), dark * cv.inside)
+    thr = rng.uniform(-0.1, 0.2)
+    a = np.clip((n - F32(thr)) * F32(3.0), 0.0, 1.0) * F32(0.85)
+    cv.tint(_jitter_color(rng, (0.64, 0.74, 0.28)), a)
+    dark = np.clip((F32(thr - 0.3) - n) * F32(3.0), 0.0, 1.0) * F32(0.65)
+    _blend(cv.color, _jitter_color(rng, (0.08, 0.22, 0.06)), dark * cv.inside)
 
 
 def _tomato_septoria(cv: _Canvas) -> None:
     rng = cv.rng
-    n = int(rng.integers(15, 40))
+    n = int(rng.integers(15, 35))
     us, vs = cv.sample_points(n, 0.9)
-    r = rng.uniform(0.026, 0.038)
+    r = rng.uniform(0.032, 0.045)
     cv.splats(us, vs, r, _jitter_color(rng, (0.80, 0.78, 0.70)), _jitter_color(rng, (0.62, 0.58, 0.50)),
               size_var=0.25, border_color=_jitter_color(rng, (0.25, 0.12, 0.06)), border=0.22, dots=0.05,
               halo_color=_jitter_color(rng, (0.60, 0.62, 0.22)), halo=0.5, halo_alpha=0.3)
@@ -748,11 +752,11 @@ def _tomato_septoria(cv: _Canvas) -> None:
 def _tomato_spider_mites(cv: _Canvas) -> None:
     rng = cv.rng
     env = np.zeros((cv.Hc, cv.Wc), F32)
-    n = int(rng.integers(1, 3))
+    n = int(rng.integers(2, 4))
     us, vs = cv.sample_points(n, 0.6)
     for u, v in zip(us, vs):
         col, row = cv.to_px(u, v)
-        rp = rng.uniform(0.25, 0.45) * cv.R
+        rp = rng.uniform(0.3, 0.5) * cv.R
         yy = (np.arange(cv.Hc, dtype=F32)[:, None] - F32(row)) / F32(rp)
         xx = (np.arange(cv.Wc, dtype=F32)[None, :] - F32(col)) / F32(rp)
         env = np.maximum(env, F32(1.0) - np.sqrt(xx * xx + yy * yy))
@@ -777,12 +781,12 @@ def _tomato_spider_mites(cv: _Canvas) -> None:
 
 def _tomato_target_spot(cv: _Canvas) -> None:
     rng = cv.rng
-    n = int(rng.integers(4, 10))
+    n = int(rng.integers(6, 12))
     us, vs = cv.sample_points(n, 0.85)
     for u, v in zip(us, vs):
-        cv.spot(u, v, rng.uniform(0.05, 0.08), _jitter_color(rng, (0.70, 0.56, 0.36)),
-                _jitter_color(rng, (0.55, 0.40, 0.22)), irregular=0.08, soft=0.08, rings=rng.uniform(3.0, 5.0),
-                ring_contrast=0.6, border=0.12, border_color=(0.22, 0.12, 0.06), halo=0.3,
+        cv.spot(u, v, rng.uniform(0.05, 0.08), _jitter_color(rng, (0.66, 0.50, 0.30)),
+                _jitter_color(rng, (0.50, 0.34, 0.18)), irregular=0.08, soft=0.08, rings=rng.uniform(3.0, 5.0),
+                ring_contrast=0.65, border=0.15, border_color=(0.20, 0.10, 0.05), halo=0.3,
                 halo_color=_jitter_color(rng, (0.58, 0.60, 0.25)), halo_alpha=0.3)
 
 
@@ -802,21 +806,21 @@ def _tomato_yellow_leaf_curl(cv: _Canvas) -> None:
 
 def _wheat_brown_rust(cv: _Canvas) -> None:
     rng = cv.rng
-    n = int(rng.integers(35, 90))
+    n = int(rng.integers(50, 110))
     us, vs = cv.sample_points(n, 0.92)
-    r = cv.leaf.Wmax * rng.uniform(0.07, 0.09)
+    r = cv.leaf.Wmax * rng.uniform(0.075, 0.095)
     cv.splats(us, vs, r, _jitter_color(rng, (0.74, 0.42, 0.12)), _jitter_color(rng, (0.52, 0.27, 0.09)),
               elong=rng.uniform(1.0, 1.3), size_var=0.2)
 
 
 def _wheat_septoria(cv: _Canvas) -> None:
     rng = cv.rng
-    n = int(rng.integers(2, 5))
+    n = int(rng.integers(3, 6))
     W = cv.leaf.Wmax
     us, vs = cv.sample_points(n, 0.5)
     for u, v in zip(us, vs):
-        cv.blob(u, v, W * rng.uniform(0.35, 0.6), _jitter_color(rng, (0.68, 0.58, 0.40)),
-                _jitter_color(rng, (0.55, 0.42, 0.26)), elong=rng.uniform(2.0, 4.0), noise=0.3, cells=2.0,
+        cv.blob(u, v, W * rng.uniform(0.45, 0.7), _jitter_color(rng, (0.68, 0.58, 0.40)),
+                _jitter_color(rng, (0.55, 0.42, 0.26)), elong=rng.uniform(2.5, 4.0), noise=0.3, cells=2.0,
                 halo=0.35, halo_color=_jitter_color(rng, (0.70, 0.68, 0.30)), halo_alpha=0.55, border=0.2,
                 border_color=(0.40, 0.26, 0.15), mottle=0.1, dots=0.06)
 
@@ -824,9 +828,9 @@ def _wheat_septoria(cv: _Canvas) -> None:
 def _wheat_yellow_rust(cv: _Canvas) -> None:
     rng = cv.rng
     W = cv.leaf.Wmax
-    nlines = int(rng.integers(3, 8))
+    nlines = int(rng.integers(4, 9))
     us, vs = cv.sample_points(nlines, 0.85)
-    r = W * rng.uniform(0.05, 0.07)
+    r = W * rng.uniform(0.065, 0.085)
     all_u, all_v = [], []
     for u, v in zip(us, vs):
         half = rng.uniform(0.15, 0.5)
@@ -885,8 +889,8 @@ def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
         n1 = _smooth_noise(rng, H, W, 4 * H / S, 4 * W / S)
         cl = rng.uniform(14, 30)
         n2 = _smooth_noise(rng, H, W, cl * H / S, cl * W / S)
-        lum = F32(1.0) + F32(0.18) * n1 + F32(0.25) * np.clip(np.abs(n2) - F32(0.55), 0.0, 1.0) * np.sign(n2)
-        lum += (rng.random((H, W), dtype=F32) - F32(0.5)) * F32(0.22)
+        lum = F32(1.0) + F32(0.14) * n1 + F32(0.18) * np.clip(np.abs(n2) - F32(0.55), 0.0, 1.0) * np.sign(n2)
+        lum += (rng.random((H, W), dtype=F32) - F32(0.5)) * F32(0.18)
         bg = lum[None] * _c3(base)
     elif kind == 1:  # linear gradient between two muted colours
         grey0, grey1 = rng.uniform(0.15, 0.85, 2)
@@ -898,8 +902,8 @@ def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
         t = np.clip(tx + ty + F32(0.5), 0.0, 1.0)
         bg = t[None] * _c3(c1 - c0) + _c3(c0)
     elif kind == 2:  # coloured smooth noise (out-of-focus vegetation, mulch, sky)
-        palette = np.array([[0.20, 0.35, 0.12], [0.45, 0.38, 0.22], [0.55, 0.60, 0.65], [0.30, 0.25, 0.15],
-                            [0.65, 0.62, 0.45], [0.15, 0.22, 0.10]], F32)
+        palette = np.array([[0.22, 0.28, 0.16], [0.45, 0.38, 0.22], [0.55, 0.60, 0.65], [0.30, 0.25, 0.15],
+                            [0.65, 0.62, 0.45], [0.16, 0.18, 0.12]], F32)
         i0, i1 = rng.choice(len(palette), 2, replace=False)
         cells = rng.uniform(2.0, 6.0)
         t = np.clip(F32(0.5) + F32(1.2) * _smooth_noise(rng, H, W, cells * H / S, cells * W / S), 0.0, 1.0)
@@ -1007,17 +1011,17 @@ def generate(class_index: int, seed: int, width: int = 256, height: int = 256) -
     # lighting: directional gradient and vignetting, colour cast, brightness, contrast, then gamma and
     # sensor noise
     ang = rng.uniform(0, 2 * math.pi)
-    g = rng.uniform(0.0, 0.45)
-    vig = rng.uniform(0.0, 0.35)
+    g = rng.uniform(0.0, 0.3)
+    vig = rng.uniform(0.0, 0.25)
     yy = (np.arange(H, dtype=F32)[:, None] - F32(H / 2)) / F32(S)
     xx = (np.arange(W, dtype=F32)[None, :] - F32(W / 2)) / F32(S)
     light = (F32(g * math.sin(ang)) * yy - F32(vig) * yy * yy) + (F32(1.0) + F32(g * math.cos(ang)) * xx
                                                                  - F32(vig) * xx * xx)
-    cast = np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.05, 3)
+    cast = np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.03, 3)
     if rng.random() < 0.3:  # warm sunlight or cool shade
-        cast += np.array([0.07, 0.02, -0.07]) * rng.choice([-1.0, 1.0])
-    bright = rng.uniform(0.75, 1.2)
-    contrast = rng.uniform(0.8, 1.2)
+        cast += np.array([0.04, 0.01, -0.04]) * rng.choice([-1.0, 1.0])
+    bright = rng.uniform(0.85, 1.12)
+    contrast = rng.uniform(0.9, 1.1)
     pivot = rng.uniform(0.35, 0.55)
     gain = (cast * (bright * contrast * 255.0)).astype(F32)
     sigma = rng.uniform(0.003, 0.02) * 255.0
@@ -1031,7 +1035,7 @@ def generate(class_index: int, seed: int, width: int = 256, height: int = 256) -
     rgb = np.empty((H, W, 3), np.uint8)
     for k in range(3):
         rgb[..., k] = out[k]
-    gamma = rng.uniform(0.85, 1.15)
+    gamma = rng.uniform(0.9, 1.1)
     if abs(gamma - 1.0) > 0.02:
         lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
         rgb = lut.take(rgb)
