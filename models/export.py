@@ -313,7 +313,15 @@ def model_from_state_dict(arch: str, state_dict: Dict[str, torch.Tensor], labels
         raise ExportError(f"{source}: class count mismatch: the classifier has {out_features} outputs but "
                           f"there are {len(labels)} class names")
     model = build_model(arch, len(labels), width)
-    result = model.load_state_dict(state_dict, strict=False)
+    model_keys = set(model.state_dict())
+    result_missing = sorted(model_keys - set(state_dict))
+    result_unexpected = sorted(set(state_dict) - model_keys)
+
+    class _Result:
+        missing_keys = result_missing
+        unexpected_keys = result_unexpected
+
+    result = _Result
     if result.missing_keys or result.unexpected_keys:
         parts = []
         if result.missing_keys:
@@ -388,17 +396,19 @@ def _check_close(what: str, a: torch.Tensor, b: torch.Tensor) -> float:
     return d
 
 
-def verify(scripted, eager: nn.Module, num_classes: int, seed: int = 0) -> Dict[str, float]:
-    """forward == head(features(x)) == eager model(x) on random input (1e-5, relative for |logits| > 1)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE, generator=g)
+def verify(scripted, eager: nn.Module, num_classes: int, seed: int = 0,
+           reference: Optional[torch.Tensor] = None) -> Dict[str, float]:
+    """forward == head(features(x)) == eager model(x) on random input (1e-5, relative for |logits| > 1).
+    `reference`: the eager model's logits on that input, if already computed."""
+    x = verify_input(seed)
     with torch.no_grad():
-        ref = eager(x)
+        ref = eager(x) if reference is None else reference
         out = scripted(x)
         act = scripted.features(x)
         split = scripted.head(act)
-    if tuple(out.shape) != (2, num_classes):
-        raise AssertionError(f"self-check failed: logits shape {tuple(out.shape)}, expected (2, {num_classes})")
+    if tuple(out.shape) != (x.shape[0], num_classes):
+        raise AssertionError(f"self-check failed: logits shape {tuple(out.shape)}, expected "
+                             f"({x.shape[0]}, {num_classes})")
     if act.dim() != 4:
         raise AssertionError(f"self-check failed: features() returned shape {tuple(act.shape)}, expected NxCxhxw")
     return {
@@ -406,6 +416,11 @@ def verify(scripted, eager: nn.Module, num_classes: int, seed: int = 0) -> Dict[
         "split_vs_forward": _check_close("head(features(x)) and forward(x)", split, out),
         "activation_shape": tuple(act.shape[1:]),
     }
+
+
+def verify_input(seed: int = 0) -> torch.Tensor:
+    """The self-check's random input: 2 images at 224x224 (batch > 1 catches batch-mixing bugs)."""
+    return torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(seed))
 
 
 def script_model(arch: str, model: nn.Module):
@@ -452,7 +467,8 @@ def resolve_out_dir(out_dir: str, repository: bool, name: Optional[str], version
 
 
 def write_package(version_dir: str, scripted, eager: nn.Module, arch: str, name: str, version: int,
-                  description: str, labels: Sequence[str], untrained: bool, force: bool) -> dict:
+                  description: str, labels: Sequence[str], untrained: bool, force: bool,
+                  reference: Optional[torch.Tensor] = None) -> dict:
     """Saves model.pt + model.json into version_dir (via a hidden temporary directory beside it, so that a
     scanning server never sees a half-written version), after verifying the saved file."""
     if version < 1:
@@ -472,7 +488,7 @@ def write_package(version_dir: str, scripted, eager: nn.Module, arch: str, name:
         torch.jit.save(scripted, pt)
         loaded = torch.jit.load(pt, map_location="cpu")
         loaded.eval()
-        checks = verify(loaded, eager, len(labels))
+        checks = verify(loaded, eager, len(labels), reference=reference)
         digest = file_xxh3_128(pt)
         meta = make_metadata(name, version, arch, description, labels, digest, untrained)
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
@@ -496,11 +512,15 @@ def export_model(model: nn.Module, arch: str, out_dir: str, *, name: Optional[st
                  default_name: str = "model", quiet: bool = False) -> dict:
     """Scripts, verifies and writes a package; returns a summary dict (also printed unless quiet)."""
     version_dir, name, version = resolve_out_dir(out_dir, repository, name, version, default_name)
+    if not force and any(os.path.exists(os.path.join(version_dir, f)) for f in (WEIGHTS_FILE, METADATA_FILE)):
+        raise ExportError(f"{version_dir} already holds a package (use --force to overwrite)")
     model = model.eval()
     scripted = script_model(arch, model)
-    checks = verify(scripted, model, len(labels))
+    with torch.no_grad():
+        reference = model(verify_input())
+    checks = verify(scripted, model, len(labels), reference=reference)
     result = write_package(version_dir, scripted, model, arch, name, version, description, labels, untrained,
-                           force)
+                           force, reference=reference)
     size = os.path.getsize(os.path.join(version_dir, WEIGHTS_FILE))
     summary = {
         "path": version_dir,

@@ -300,7 +300,7 @@ class _Canvas:
         self.umin = max(leaf.u_lo, float(us.min()) - margin)
         self.umax = min(1.0, float(us.max()) + margin)
         # raster resolution: about one image pixel per canvas pixel (capped for huge images)
-        self.R = min(leaf.L, 700.0)
+        self.R = min(leaf.L, 2000.0)
         self.Wc = max(8, int(math.ceil((self.umax - self.umin) * self.R)) + 2)
         self.Hc = max(8, int(math.ceil(2 * leaf.vmax * self.R)) + 2)
         self.u = (self.umin + np.arange(self.Wc, dtype=F32) / F32(self.R)).astype(F32)[None, :]
