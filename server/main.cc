@@ -34,6 +34,10 @@ ABSL_FLAG(std::string, model_name, "", "Model to serve from a repository with se
 ABSL_FLAG(int64_t, model_version, 0, "Model version to serve; 0 serves the highest version.");
 ABSL_FLAG(std::string, address, "0.0.0.0:50051",
           "gRPC listen address host:port; port 0 picks a free port (see --port_file).");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
+          "HTTP address of the Prometheus endpoint (GET /metrics, /healthz); port 0 picks a free "
+          "port, logged as 'metrics listening on port N'; empty disables it. If the address cannot "
+          "be bound (in use), the server logs an error and serves gRPC without metrics.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once the server is SERVING.");
 ABSL_FLAG(std::string, device, "auto", "Inference device: auto (CUDA if present), cpu, cuda, cuda:N.");
@@ -104,6 +108,7 @@ int Run() {
   cropshield::service::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.service.workers = workers;
   options.service.queue_capacity = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_queue_capacity)));
   options.service.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
@@ -125,6 +130,11 @@ int Run() {
     return 1;
   }
   CS_LOG_INFO("listening on port ", (*server)->port(), " (NOT_SERVING until the model is warm)");
+  // After the gRPC line: tools that take the first "listening on port" match get the gRPC port.
+  if ((*server)->metrics_port() > 0) {
+    CS_LOG_INFO("metrics listening on port ", (*server)->metrics_port(),
+                " (GET /metrics; --metrics_address=", options.metrics_address, ")");
+  }
 
   auto package = cropshield::engine::ResolveModelPackage(
       absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_model_name), absl::GetFlag(FLAGS_model_version));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/stopwatch.h"
+#include "server/metrics/state_collector.h"
 #include "server/service/admin_auth.h"
 #include "server/service/explain_pipeline.h"
 
@@ -34,6 +35,33 @@ absl::Status QueueFull(size_t capacity) {
       absl::StrCat("server queue is full (", capacity, " requests waiting); retry with backoff"));
 }
 
+const char* RpcName(Rpc rpc) {
+  switch (rpc) {
+    case Rpc::kPredict:
+      return "Predict";
+    case Rpc::kExplain:
+      return "Explain";
+    case Rpc::kClearCache:
+      return "ClearCache";
+    case Rpc::kStats:
+      return "Stats";
+  }
+  return "unknown";
+}
+
+metrics::StateCollector::CacheCounters ToCacheCounters(const cache::CacheStats& stats) {
+  metrics::StateCollector::CacheCounters counters;
+  counters.hits = stats.hits;
+  counters.misses = stats.misses;
+  counters.evictions = stats.evictions;
+  counters.expirations = stats.expirations;
+  counters.inserts = stats.inserts;
+  counters.entries = stats.entries;
+  counters.bytes = stats.bytes;
+  counters.capacity_bytes = stats.capacity_bytes;
+  return counters;
+}
+
 }  // namespace
 
 // One accepted call: finishes its reactor exactly once and accounts for it.
@@ -44,10 +72,17 @@ struct CallState {
   RequestStats* stats;
   std::atomic<int64_t>* in_flight;
   std::string request_id;
+  metrics::ServerMetrics* metrics = nullptr;
+  std::string model;  // the model's name once resolved (label of the stage metrics)
 
   void Finish(const absl::Status& status, const cropshield::v1::Timing* timing = nullptr) {
-    stats->RecordCall(rpc, status.code(), received.ElapsedMicros());
+    const int64_t total_us = received.ElapsedMicros();
+    stats->RecordCall(rpc, status.code(), total_us);
     if (timing != nullptr) stats->RecordTiming(*timing);
+    if (metrics != nullptr) {
+      metrics->RecordCall(RpcName(rpc), status.code(), static_cast<double>(total_us) * 1e-6);
+      if (timing != nullptr) metrics->RecordTiming(model, *timing);
+    }
     if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown ||
         status.code() == absl::StatusCode::kDataLoss) {
       CS_LOG_ERROR("call failed", request_id.empty() ? "" : " request_id=", request_id, ": ",
@@ -76,12 +111,26 @@ struct ExplainJob {
 };
 
 absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Create(
-    ServiceOptions options, const ModelRegistry* models) {
+    ServiceOptions options, const ModelRegistry* models,
+    metrics::MetricsRegistry* metrics_registry) {
   if (models == nullptr) return absl::InvalidArgumentError("service needs a model registry");
   if (options.limits.max_image_bytes <= 0 || options.limits.max_image_pixels <= 0) {
     return absl::InvalidArgumentError("image limits must be positive");
   }
   std::unique_ptr<CropShieldServiceImpl> service(new CropShieldServiceImpl(options, models));
+  if (metrics_registry == nullptr) {
+    service->own_metrics_ = std::make_unique<metrics::MetricsRegistry>();
+    metrics_registry = service->own_metrics_.get();
+  }
+  metrics::ServerMetrics::Options metrics_options;
+  metrics_options.rpcs = {"Predict", "Explain", "ClearCache", "Stats"};
+  metrics_options.queues = {"executor", "explain_batcher"};
+  metrics_options.batchers = {"explain"};
+  metrics_options.max_batch_size = options.explain_max_batch_size;
+  auto server_metrics =
+      metrics::ServerMetrics::Create(metrics_options, &metrics_registry->registry());
+  if (!server_metrics.ok()) return server_metrics.status();
+  service->metrics_ = *std::move(server_metrics);
 
   cache::ShardedLruCache::Options cache_options;
   cache_options.num_shards = options.cache_shards;
@@ -113,6 +162,20 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
       });
   if (!batcher.ok()) return batcher.status();
   service->explain_batcher_ = *std::move(batcher);
+
+  // Read at scrape time; unregistered first thing when the service is destroyed.
+  auto state = std::make_shared<metrics::StateCollector>();
+  CropShieldServiceImpl* raw = service.get();
+  state->AddInFlight([raw] { return static_cast<double>(raw->InFlight()); });
+  state->AddQueue("executor", static_cast<double>(options.queue_capacity),
+                  [raw] { return static_cast<double>(raw->executor_->QueueDepth()); });
+  state->AddQueue("explain_batcher", static_cast<double>(options.queue_capacity),
+                  [raw] { return static_cast<double>(raw->explain_batcher_->QueueDepth()); });
+  state->AddCache("explain", [raw] { return ToCacheCounters(raw->explain_cache_->Stats()); });
+  if (service->predict_cache_ != nullptr) {
+    state->AddCache("predict", [raw] { return ToCacheCounters(raw->predict_cache_->Stats()); });
+  }
+  service->scrape_registration_ = metrics_registry->Add(std::move(state));
   return service;
 }
 
@@ -132,14 +195,16 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(grpc::CallbackServerCon
                                                          cropshield::v1::PredictResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   in_flight_.fetch_add(1, std::memory_order_relaxed);
-  auto call = std::make_shared<CallState>(
-      CallState{Rpc::kPredict, reactor, Stopwatch(), &stats_, &in_flight_, request->request_id()});
+  auto call =
+      std::make_shared<CallState>(CallState{Rpc::kPredict, reactor, Stopwatch(), &stats_,
+                                            &in_flight_, request->request_id(), metrics_.get()});
 
   absl::StatusOr<std::shared_ptr<const engine::Model>> model = models_->Get(request->model());
   if (!model.ok()) {
     call->Finish(model.status());
     return reactor;
   }
+  call->model = (*model)->name();
   absl::StatusOr<int> top_k = ResolveTopK(request->top_k(), (*model)->num_classes());
   absl::Status valid =
       top_k.ok() ? CheckImageSize(request->image().data(), options_.limits) : top_k.status();
@@ -207,6 +272,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(grpc::CallbackServerCon
     call->Finish(absl::OkStatus(), timing);
   };
   if (!executor_->TrySubmit(std::move(task))) {
+    metrics_->CountRejected("executor");
     const absl::Status full = QueueFull(options_.queue_capacity);
     if (leader) predict_cache_->Complete(key, full);
     call->Finish(full);
@@ -219,14 +285,16 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(grpc::CallbackServerCon
                                                          cropshield::v1::ExplainResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   in_flight_.fetch_add(1, std::memory_order_relaxed);
-  auto call = std::make_shared<CallState>(
-      CallState{Rpc::kExplain, reactor, Stopwatch(), &stats_, &in_flight_, request->request_id()});
+  auto call =
+      std::make_shared<CallState>(CallState{Rpc::kExplain, reactor, Stopwatch(), &stats_,
+                                            &in_flight_, request->request_id(), metrics_.get()});
 
   absl::StatusOr<std::shared_ptr<const engine::Model>> model = models_->Get(request->model());
   if (!model.ok()) {
     call->Finish(model.status());
     return reactor;
   }
+  call->model = (*model)->name();
   absl::StatusOr<ExplainPlan> plan = PlanExplain(*request, **model);
   absl::Status valid =
       plan.ok() ? CheckImageSize(request->image().data(), options_.limits) : plan.status();
@@ -275,9 +343,13 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(grpc::CallbackServerCon
     if (!prepared.ok()) return FinishExplainJob(job, prepared.status());
     job->prepared = *std::move(prepared);
     job->batch_wait = Stopwatch();
-    if (!explain_batcher_->TrySubmit(job)) FinishExplainJob(job, QueueFull(options_.queue_capacity));
+    if (!explain_batcher_->TrySubmit(job)) {
+      metrics_->CountRejected("explain_batcher");
+      FinishExplainJob(job, QueueFull(options_.queue_capacity));
+    }
   };
   if (!executor_->TrySubmit(std::move(prepare))) {
+    metrics_->CountRejected("executor");
     FinishExplainJob(job, QueueFull(options_.queue_capacity));
   }
   return reactor;
@@ -291,6 +363,7 @@ void CropShieldServiceImpl::RunExplainBatch(std::vector<std::shared_ptr<ExplainJ
     by_model[job->model.get()].push_back(std::move(job));
   }
   for (auto& [model, group] : by_model) {
+    metrics_->ObserveBatchSize("explain", static_cast<int>(group.size()));
     std::vector<float> inputs;
     inputs.reserve(group.size() * static_cast<size_t>(model->input_elements()));
     std::vector<engine::CamRequest> requests;
@@ -376,7 +449,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
     cropshield::v1::ClearCacheResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   in_flight_.fetch_add(1, std::memory_order_relaxed);
-  CallState call{Rpc::kClearCache, reactor, Stopwatch(), &stats_, &in_flight_, ""};
+  CallState call{Rpc::kClearCache, reactor, Stopwatch(), &stats_, &in_flight_, "", metrics_.get()};
   std::string authorization;
   auto it = context->client_metadata().find("authorization");
   if (it != context->client_metadata().end()) authorization.assign(it->second.data(), it->second.size());
@@ -428,7 +501,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(grpc::CallbackServerConte
                                                        cropshield::v1::StatsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   in_flight_.fetch_add(1, std::memory_order_relaxed);
-  CallState call{Rpc::kStats, reactor, Stopwatch(), &stats_, &in_flight_, ""};
+  CallState call{Rpc::kStats, reactor, Stopwatch(), &stats_, &in_flight_, "", metrics_.get()};
   stats_.Fill(response);
   for (const auto& model : models_->All()) {
     cropshield::v1::ModelInfo* info = response->add_models();

@@ -19,6 +19,8 @@
 #include "common/bounded_executor.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
 #include "server/cache/sharded_lru_cache.h"
+#include "server/metrics/metrics_registry.h"
+#include "server/metrics/server_metrics.h"
 #include "server/service/model_registry.h"
 #include "server/service/predict_pipeline.h"
 #include "server/service/request_stats.h"
@@ -47,9 +49,11 @@ struct ExplainJob;
 
 class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::CallbackService {
  public:
-  // `models` must outlive the service.
-  static absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> Create(ServiceOptions options,
-                                                                       const ModelRegistry* models);
+  // `models` must outlive the service. The service records its metrics in `metrics` (which must
+  // outlive it; without one it keeps a private registry nobody scrapes).
+  static absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> Create(
+      ServiceOptions options, const ModelRegistry* models,
+      metrics::MetricsRegistry* metrics = nullptr);
   ~CropShieldServiceImpl() override;
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
@@ -85,6 +89,10 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   std::unique_ptr<Batcher<std::shared_ptr<ExplainJob>>> explain_batcher_;
   RequestStats stats_;
   std::atomic<int64_t> in_flight_{0};
+  std::unique_ptr<metrics::MetricsRegistry> own_metrics_;  // when Create was given none
+  std::unique_ptr<metrics::ServerMetrics> metrics_;
+  // Last: unregistered (after any scrape in progress) before the state it reads is destroyed.
+  metrics::MetricsRegistry::Registration scrape_registration_;
 };
 
 }  // namespace cropshield::service

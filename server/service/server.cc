@@ -7,14 +7,51 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "server/engine/model.h"
+#include "server/metrics/metrics_endpoint.h"
+#include "server/metrics/process_collector.h"
+#include "server/metrics/state_collector.h"
 
 namespace cropshield::service {
 
 absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(ServerOptions options) {
   std::unique_ptr<CropShieldServer> server(new CropShieldServer());
-  auto service = CropShieldServiceImpl::Create(options.service, &server->models_);
+  auto service =
+      CropShieldServiceImpl::Create(options.service, &server->models_, &server->metrics_);
   if (!service.ok()) return service.status();
   server->service_ = *std::move(service);
+
+  server->process_registration_ =
+      server->metrics_.Add(std::make_shared<metrics::ProcessCollector>());
+  auto state = std::make_shared<metrics::StateCollector>();
+  state->AddModels([models = &server->models_] {
+    std::vector<metrics::StateCollector::ModelInfo> infos;
+    for (const auto& model : models->All()) {
+      infos.push_back({model->name(), model->version(), model->device_name(), model->precision(),
+                       model->load_report().load_seconds, model->load_report().warmup_seconds});
+    }
+    return infos;
+  });
+  state->AddGpuMemory([] {
+    std::vector<metrics::StateCollector::GpuMemory> gpus;
+    for (const engine::GpuMemoryStats& gpu : engine::CudaMemoryStats()) {
+      gpus.push_back({absl::StrCat("cuda:", gpu.device), static_cast<double>(gpu.allocated_bytes),
+                      static_cast<double>(gpu.reserved_bytes)});
+    }
+    return gpus;
+  });
+  server->state_registration_ = server->metrics_.Add(std::move(state));
+  if (!options.metrics_address.empty()) {
+    auto endpoint = metrics::StartMetricsEndpoint(options.metrics_address, &server->metrics_);
+    if (endpoint.ok()) {
+      server->metrics_endpoint_ = *std::move(endpoint);
+    } else if (absl::IsUnavailable(endpoint.status())) {
+      CS_LOG_ERROR("metrics endpoint disabled: ", endpoint.status().message());
+    } else {
+      return endpoint.status();
+    }
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -50,6 +87,8 @@ void CropShieldServer::Shutdown(std::chrono::milliseconds grace) {
     server_->Wait();
   }
   if (service_ != nullptr) service_->Shutdown();
+  // Last, so that scrapes see the drain; the service is stopped but still alive here.
+  if (metrics_endpoint_ != nullptr) metrics_endpoint_->Shutdown();
 }
 
 }  // namespace cropshield::service

@@ -1,4 +1,5 @@
-// Assembles the gRPC server: the CropShield service, gRPC's health service and reflection.
+// Assembles the gRPC server: the CropShield service, gRPC's health service and reflection, and the
+// metrics (the registry the components record into and its HTTP /metrics endpoint).
 // Health reports NOT_SERVING until MarkServing() is called after the model is warm.
 //
 // Thread-safety: Start, MarkServing and Shutdown are called by the owner (main); Shutdown may run
@@ -11,6 +12,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/metrics/http_server.h"
+#include "server/metrics/metrics_registry.h"
 #include "server/service/cropshield_service.h"
 #include "server/service/model_registry.h"
 
@@ -24,6 +27,10 @@ struct ServerOptions {
   std::string address = "0.0.0.0:50051";
   int64_t max_message_bytes = 16 << 20;
   ServiceOptions service;
+  // host:port of the HTTP /metrics endpoint; port 0 picks a free one; empty disables it. A
+  // malformed address fails Start; an address that cannot be bound (in use) only disables the
+  // endpoint, with an error in the log, so that gRPC serving does not depend on it.
+  std::string metrics_address;
 };
 
 class CropShieldServer {
@@ -35,7 +42,10 @@ class CropShieldServer {
 
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
+  // The metrics endpoint's port; 0 when it is disabled or could not bind.
+  int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
   ModelRegistry& models() { return models_; }
+  metrics::MetricsRegistry& metrics() { return metrics_; }
 
   // Health status of the server ("") and of the CropShield service.
   void SetServing(bool serving);
@@ -47,9 +57,13 @@ class CropShieldServer {
  private:
   CropShieldServer() = default;
 
+  metrics::MetricsRegistry metrics_;  // first: outlives everything registered in it
   ModelRegistry models_;
   std::unique_ptr<CropShieldServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<metrics::HttpServer> metrics_endpoint_;
+  metrics::MetricsRegistry::Registration process_registration_;
+  metrics::MetricsRegistry::Registration state_registration_;  // models and GPU memory
   int port_ = 0;
   bool shut_down_ = false;
 };

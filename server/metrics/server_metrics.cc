@@ -1,0 +1,193 @@
+#include "server/metrics/server_metrics.h"
+
+#include <exception>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "cropshield/v1/cropshield.pb.h"
+
+namespace cropshield::metrics {
+namespace {
+
+constexpr const char* kStageNames[ServerMetrics::kStages] = {"decode",    "preprocess", "queue",
+                                                             "inference", "gradcam",    "encode"};
+
+// Family::Add only throws for invalid label names (ours are constants) or when out of memory;
+// recording must never throw, so a failure leaves the series out.
+template <typename T, typename... Args>
+T* AddSeries(prometheus::Family<T>* family, const prometheus::Labels& labels, Args&&... args) {
+  try {
+    return &family->Add(labels, std::forward<Args>(args)...);
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+std::vector<double> ServerMetrics::LatencyBuckets() {
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+}
+
+std::vector<double> ServerMetrics::BatchSizeBuckets(int max_batch_size) {
+  std::vector<double> buckets;
+  for (int size = 1; size <= 8; ++size) buckets.push_back(size);
+  for (int size = 16; buckets.back() < max_batch_size; size *= 2) buckets.push_back(size);
+  return buckets;
+}
+
+const char* ServerMetrics::StageName(Stage stage) { return kStageNames[static_cast<int>(stage)]; }
+
+absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
+    Options options, prometheus::Registry* registry) {
+  if (registry == nullptr) return absl::InvalidArgumentError("server metrics need a registry");
+  if (options.max_batch_size < 1) return absl::InvalidArgumentError("max_batch_size must be >= 1");
+  std::unique_ptr<ServerMetrics> metrics;
+  try {
+    auto& requests = prometheus::BuildCounter()
+                         .Name("cropshield_requests_total")
+                         .Help("Finished RPCs by method and gRPC status code.")
+                         .Register(*registry);
+    auto& errors = prometheus::BuildCounter()
+                       .Name("cropshield_request_errors_total")
+                       .Help("Finished RPCs whose gRPC status code is not OK.")
+                       .Register(*registry);
+    auto& duration = prometheus::BuildHistogram()
+                         .Name("cropshield_request_duration_seconds")
+                         .Help("Time from accepting an RPC to finishing it, on the server.")
+                         .Register(*registry);
+    auto& stages = prometheus::BuildHistogram()
+                       .Name("cropshield_stage_duration_seconds")
+                       .Help(
+                           "Time spent per stage of a call (decode, preprocess, queue wait, "
+                           "inference, gradcam, encode) by model.")
+                       .Register(*registry);
+    auto& batch_size = prometheus::BuildHistogram()
+                           .Name("cropshield_batch_size")
+                           .Help("Requests computed together in one model forward, by batcher.")
+                           .Register(*registry);
+    auto& rejected = prometheus::BuildCounter()
+                         .Name("cropshield_queue_rejected_total")
+                         .Help(
+                             "Submissions refused because the queue was full "
+                             "(the call got RESOURCE_EXHAUSTED).")
+                         .Register(*registry);
+    metrics.reset(
+        new ServerMetrics(options, &requests, &errors, &duration, &stages, &batch_size, &rejected));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot register server metrics: ", e.what()));
+  }
+  for (const std::string& rpc : options.rpcs) metrics->Call(rpc, absl::StatusCode::kOk);
+  for (const std::string& queue : options.queues) metrics->Rejected(queue);
+  for (const std::string& batcher : options.batchers) metrics->Batch(batcher);
+  return metrics;
+}
+
+ServerMetrics::ServerMetrics(const Options& options,
+                             prometheus::Family<prometheus::Counter>* requests,
+                             prometheus::Family<prometheus::Counter>* errors,
+                             prometheus::Family<prometheus::Histogram>* duration,
+                             prometheus::Family<prometheus::Histogram>* stages,
+                             prometheus::Family<prometheus::Histogram>* batch_size,
+                             prometheus::Family<prometheus::Counter>* rejected)
+    : latency_buckets_(LatencyBuckets()),
+      batch_buckets_(BatchSizeBuckets(options.max_batch_size)),
+      requests_(requests),
+      errors_(errors),
+      duration_(duration),
+      stages_(stages),
+      batch_size_(batch_size),
+      rejected_(rejected) {}
+
+ServerMetrics::CallSeries ServerMetrics::Call(absl::string_view rpc, absl::StatusCode code) {
+  std::pair<std::string, int> key(std::string(rpc), static_cast<int>(code));
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = calls_.find(key);
+    if (it != calls_.end()) return it->second;
+  }
+  const prometheus::Labels labels = {{"rpc", key.first}, {"code", absl::StatusCodeToString(code)}};
+  CallSeries series;
+  series.requests = AddSeries(requests_, labels);
+  if (code != absl::StatusCode::kOk) series.errors = AddSeries(errors_, labels);
+  series.duration = AddSeries(duration_, labels, latency_buckets_);
+  absl::MutexLock lock(&mu_);
+  return calls_.try_emplace(std::move(key), series).first->second;
+}
+
+ServerMetrics::StageSeries ServerMetrics::Stages(absl::string_view model) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = stage_series_.find(model);
+    if (it != stage_series_.end()) return it->second;
+  }
+  StageSeries series{};
+  for (int i = 0; i < kStages; ++i) {
+    series[i] = AddSeries(stages_, {{"model", std::string(model)}, {"stage", kStageNames[i]}},
+                          latency_buckets_);
+  }
+  absl::MutexLock lock(&mu_);
+  return stage_series_.try_emplace(std::string(model), series).first->second;
+}
+
+prometheus::Histogram* ServerMetrics::Batch(absl::string_view batcher) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = batch_series_.find(batcher);
+    if (it != batch_series_.end()) return it->second;
+  }
+  prometheus::Histogram* series =
+      AddSeries(batch_size_, {{"batcher", std::string(batcher)}}, batch_buckets_);
+  absl::MutexLock lock(&mu_);
+  return batch_series_.try_emplace(std::string(batcher), series).first->second;
+}
+
+prometheus::Counter* ServerMetrics::Rejected(absl::string_view queue) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = rejected_series_.find(queue);
+    if (it != rejected_series_.end()) return it->second;
+  }
+  prometheus::Counter* series = AddSeries(rejected_, {{"queue", std::string(queue)}});
+  absl::MutexLock lock(&mu_);
+  return rejected_series_.try_emplace(std::string(queue), series).first->second;
+}
+
+void ServerMetrics::RecordCall(absl::string_view rpc, absl::StatusCode code, double seconds) {
+  const CallSeries series = Call(rpc, code);
+  if (series.requests != nullptr) series.requests->Increment();
+  if (series.errors != nullptr) series.errors->Increment();
+  if (series.duration != nullptr) series.duration->Observe(seconds);
+}
+
+void ServerMetrics::RecordStage(absl::string_view model, Stage stage, double seconds) {
+  prometheus::Histogram* histogram = Stages(model)[static_cast<int>(stage)];
+  if (histogram != nullptr) histogram->Observe(seconds);
+}
+
+void ServerMetrics::RecordTiming(absl::string_view model, const cropshield::v1::Timing& timing) {
+  const std::pair<Stage, int64_t> stages[] = {
+      {Stage::kDecode, timing.decode_us()},   {Stage::kPreprocess, timing.preprocess_us()},
+      {Stage::kQueue, timing.queue_us()},     {Stage::kInference, timing.inference_us()},
+      {Stage::kGradCam, timing.explain_us()}, {Stage::kEncode, timing.encode_us()}};
+  std::optional<StageSeries> series;
+  for (const auto& [stage, micros] : stages) {
+    if (micros <= 0) continue;
+    if (!series.has_value()) series = Stages(model);
+    prometheus::Histogram* histogram = (*series)[static_cast<int>(stage)];
+    if (histogram != nullptr) histogram->Observe(static_cast<double>(micros) * 1e-6);
+  }
+}
+
+void ServerMetrics::ObserveBatchSize(absl::string_view batcher, int size) {
+  prometheus::Histogram* histogram = Batch(batcher);
+  if (histogram != nullptr) histogram->Observe(size);
+}
+
+void ServerMetrics::CountRejected(absl::string_view queue) {
+  prometheus::Counter* counter = Rejected(queue);
+  if (counter != nullptr) counter->Increment();
+}
+
+}  // namespace cropshield::metrics
