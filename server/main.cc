@@ -41,6 +41,10 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once the server is SERVING.");
 ABSL_FLAG(std::string, device, "auto", "Inference device: auto (CUDA if present), cpu, cuda, cuda:N.");
+ABSL_FLAG(std::string, precision, "fp32",
+          "Serving precision: fp32, or on CUDA fp16 / bf16 (checked against fp32 at start: the "
+          "top-1 class must agree on the warm-up inputs).");
+ABSL_FLAG(bool, channels_last, true, "On CUDA, run convolutions in channels_last memory format.");
 ABSL_FLAG(int, threads, 0,
           "Torch intra-op threads per forward; 0 = number of CPU cores divided by --workers.");
 ABSL_FLAG(int, workers, 1, "Worker threads that decode, preprocess and run inference.");
@@ -146,6 +150,8 @@ int Run() {
   model_options.package = *std::move(package);
   model_options.device = absl::GetFlag(FLAGS_device);
   model_options.optimize = absl::GetFlag(FLAGS_optimize);
+  model_options.precision = absl::GetFlag(FLAGS_precision);
+  model_options.channels_last = absl::GetFlag(FLAGS_channels_last);
   model_options.warmup_iterations = std::max(1, absl::GetFlag(FLAGS_warmup_iterations));
   auto model = Model::Create(std::move(model_options));
   if (!model.ok()) {
