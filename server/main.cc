@@ -47,7 +47,9 @@ ABSL_FLAG(std::string, precision, "fp32",
 ABSL_FLAG(bool, channels_last, true, "On CUDA, run convolutions in channels_last memory format.");
 ABSL_FLAG(int, threads, 0,
           "Torch intra-op threads per forward; 0 = number of CPU cores divided by --workers.");
-ABSL_FLAG(int, workers, 1, "Worker threads that decode, preprocess and run inference.");
+ABSL_FLAG(int, workers, 1,
+          "Worker threads that decode, preprocess and render heatmaps; inference runs on one "
+          "batcher thread per RPC kind.");
 ABSL_FLAG(int, queue_capacity, 256,
           "Requests that may wait for a worker; more get RESOURCE_EXHAUSTED at once.");
 ABSL_FLAG(int64_t, max_image_bytes, 10 << 20,
@@ -56,6 +58,11 @@ ABSL_FLAG(int64_t, max_image_pixels, 40'000'000,
           "Largest decoded image (width x height from the header, checked before decoding).");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20,
           "Largest gRPC request message; larger gets RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_batch_size, 8,
+          "Predict requests classified in one forward pass at most (dynamic batching).");
+ABSL_FLAG(int64_t, max_queue_delay_us, 0,
+          "How long a Predict batch may wait for more requests after its first one; 0 takes "
+          "whatever is queued and never waits (best on CPU; try 200-1000 on a GPU under load).");
 ABSL_FLAG(int, explain_max_batch_size, 8,
           "Pending Explain requests computed together in one batch (at most this many).");
 ABSL_FLAG(int64_t, explain_cache_bytes, 128 << 20,
@@ -118,6 +125,8 @@ int Run() {
   options.service.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
   options.service.limits.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
   options.service.explain_max_batch_size = std::max(1, absl::GetFlag(FLAGS_explain_max_batch_size));
+  options.service.max_batch_size = std::max(1, absl::GetFlag(FLAGS_max_batch_size));
+  options.service.max_queue_delay_us = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queue_delay_us));
   options.service.explain_cache_bytes = absl::GetFlag(FLAGS_explain_cache_bytes);
   options.service.predict_cache_bytes = absl::GetFlag(FLAGS_predict_cache_bytes);
   options.service.cache_shards = absl::GetFlag(FLAGS_cache_shards);
@@ -153,6 +162,8 @@ int Run() {
   model_options.precision = absl::GetFlag(FLAGS_precision);
   model_options.channels_last = absl::GetFlag(FLAGS_channels_last);
   model_options.warmup_iterations = std::max(1, absl::GetFlag(FLAGS_warmup_iterations));
+  model_options.max_batch_size =
+      std::max(options.service.max_batch_size, options.service.explain_max_batch_size);
   auto model = Model::Create(std::move(model_options));
   if (!model.ok()) {
     CS_LOG_ERROR("cannot load model: ", model.status().ToString());

@@ -93,6 +93,22 @@ struct CallState {
   }
 };
 
+// A Predict call on its way through decode -> batch -> answer.
+struct PredictJob {
+  std::shared_ptr<CallState> call;
+  grpc::CallbackServerContext* context = nullptr;
+  const cropshield::v1::PredictRequest* request = nullptr;
+  cropshield::v1::PredictResponse* response = nullptr;
+  std::shared_ptr<const engine::Model> model;
+  int top_k = 3;
+  cache::CacheKey key;
+  bool leader = false;  // owns the Predict cache flight of `key`
+  PreparedImage prepared;
+  int64_t queue_us = 0;
+  Stopwatch batch_wait;
+  int64_t inference_us = 0;
+};
+
 // An Explain call on its way through decode -> batch -> render.
 struct ExplainJob {
   std::shared_ptr<CallState> call;
@@ -124,9 +140,9 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
   }
   metrics::ServerMetrics::Options metrics_options;
   metrics_options.rpcs = {"Predict", "Explain", "ClearCache", "Stats"};
-  metrics_options.queues = {"executor", "explain_batcher"};
-  metrics_options.batchers = {"explain"};
-  metrics_options.max_batch_size = options.explain_max_batch_size;
+  metrics_options.queues = {"executor", "explain_batcher", "predict_batcher"};
+  metrics_options.batchers = {"explain", "predict"};
+  metrics_options.max_batch_size = std::max(options.explain_max_batch_size, options.max_batch_size);
   auto server_metrics =
       metrics::ServerMetrics::Create(metrics_options, &metrics_registry->registry());
   if (!server_metrics.ok()) return server_metrics.status();
@@ -163,6 +179,17 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
   if (!batcher.ok()) return batcher.status();
   service->explain_batcher_ = *std::move(batcher);
 
+  Batcher<std::shared_ptr<PredictJob>>::Options predict_options;
+  predict_options.max_batch_size = options.max_batch_size;
+  predict_options.max_delay = absl::Microseconds(options.max_queue_delay_us);
+  predict_options.queue_capacity = options.queue_capacity;
+  auto predict_batcher = Batcher<std::shared_ptr<PredictJob>>::Create(
+      predict_options, [raw = service.get()](std::vector<std::shared_ptr<PredictJob>> jobs) {
+        raw->RunPredictBatch(std::move(jobs));
+      });
+  if (!predict_batcher.ok()) return predict_batcher.status();
+  service->predict_batcher_ = *std::move(predict_batcher);
+
   // Read at scrape time; unregistered first thing when the service is destroyed.
   auto state = std::make_shared<metrics::StateCollector>();
   CropShieldServiceImpl* raw = service.get();
@@ -171,6 +198,8 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
                   [raw] { return static_cast<double>(raw->executor_->QueueDepth()); });
   state->AddQueue("explain_batcher", static_cast<double>(options.queue_capacity),
                   [raw] { return static_cast<double>(raw->explain_batcher_->QueueDepth()); });
+  state->AddQueue("predict_batcher", static_cast<double>(options.queue_capacity),
+                  [raw] { return static_cast<double>(raw->predict_batcher_->QueueDepth()); });
   state->AddCache("explain", [raw] { return ToCacheCounters(raw->explain_cache_->Stats()); });
   if (service->predict_cache_ != nullptr) {
     state->AddCache("predict", [raw] { return ToCacheCounters(raw->predict_cache_->Stats()); });
@@ -186,6 +215,7 @@ CropShieldServiceImpl::~CropShieldServiceImpl() { Shutdown(); }
 
 void CropShieldServiceImpl::Shutdown() {
   // Batches hand rendering back to the executor, so the executor stops last.
+  if (predict_batcher_) predict_batcher_->Shutdown();
   if (explain_batcher_) explain_batcher_->Shutdown();
   if (executor_) executor_->Shutdown();
 }
@@ -239,45 +269,105 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(grpc::CallbackServerCon
     leader = true;
   }
 
-  auto task = [this, context, request, response, call, key, leader, model = *std::move(model),
-               k = *top_k]() {
-    const int64_t queue_us = call->received.ElapsedMicros();
-    auto complete = [&](const absl::StatusOr<cache::Value>& value) {
-      if (leader) predict_cache_->Complete(key, value);
-    };
+  auto job = std::make_shared<PredictJob>();
+  job->call = call;
+  job->context = context;
+  job->request = request;
+  job->response = response;
+  job->model = *std::move(model);
+  job->top_k = *top_k;
+  job->key = std::move(key);
+  job->leader = leader;
+  auto prepare = [this, job]() {
+    job->queue_us = job->call->received.ElapsedMicros();
     // A leader computes even for a cancelled call: followers wait for its result.
-    absl::Status alive = leader ? absl::OkStatus() : CheckCallAlive(context);
-    if (!alive.ok()) return call->Finish(alive);
-    absl::StatusOr<Classification> result =
-        ClassifyImage(*model, request->image().data(), options_.limits);
-    if (!result.ok()) {
-      complete(result.status());
-      return call->Finish(result.status());
+    if (!job->leader) {
+      absl::Status alive = CheckCallAlive(job->context);
+      if (!alive.ok()) return FinishPredictJob(job, alive);
     }
-    for (cropshield::v1::Prediction& p : TopK(result->probabilities, k, model->metadata())) {
-      *response->add_predictions() = std::move(p);
+    absl::StatusOr<PreparedImage> prepared =
+        PrepareImage(*job->model, job->request->image().data(), options_.limits);
+    if (!prepared.ok()) return FinishPredictJob(job, prepared.status());
+    job->prepared = *std::move(prepared);
+    job->batch_wait = Stopwatch();
+    if (!predict_batcher_->TrySubmit(job)) {
+      metrics_->CountRejected("predict_batcher");
+      FinishPredictJob(job, QueueFull(options_.queue_capacity));
     }
-    response->mutable_model()->set_name(model->name());
-    response->mutable_model()->set_version(model->version());
-    response->set_image_width(result->image_width);
-    response->set_image_height(result->image_height);
-    if (leader) complete(std::make_shared<const std::string>(response->SerializeAsString()));
-    response->set_request_id(request->request_id());
-    cropshield::v1::Timing* timing = response->mutable_timing();
-    timing->set_decode_us(result->decode_us);
-    timing->set_preprocess_us(result->preprocess_us);
-    timing->set_queue_us(queue_us);
-    timing->set_inference_us(result->inference_us);
-    timing->set_total_us(call->received.ElapsedMicros());
-    call->Finish(absl::OkStatus(), timing);
   };
-  if (!executor_->TrySubmit(std::move(task))) {
+  if (!executor_->TrySubmit(std::move(prepare))) {
     metrics_->CountRejected("executor");
-    const absl::Status full = QueueFull(options_.queue_capacity);
-    if (leader) predict_cache_->Complete(key, full);
-    call->Finish(full);
+    FinishPredictJob(job, QueueFull(options_.queue_capacity));
   }
   return reactor;
+}
+
+void CropShieldServiceImpl::RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> jobs) {
+  // Calls cancelled or past their deadline while queued are dropped before inference.
+  std::map<const engine::Model*, std::vector<std::shared_ptr<PredictJob>>> by_model;
+  for (auto& job : jobs) {
+    job->queue_us += job->batch_wait.ElapsedMicros();
+    if (!job->leader) {
+      absl::Status alive = CheckCallAlive(job->context);
+      if (!alive.ok()) {
+        FinishPredictJob(job, alive);
+        continue;
+      }
+    }
+    by_model[job->model.get()].push_back(std::move(job));
+  }
+  for (auto& [model, group] : by_model) {
+    const int batch = static_cast<int>(group.size());
+    std::vector<float> inputs;
+    inputs.reserve(static_cast<size_t>(batch) * static_cast<size_t>(model->input_elements()));
+    for (const auto& job : group) {
+      inputs.insert(inputs.end(), job->prepared.input.begin(), job->prepared.input.end());
+    }
+    std::vector<float> probabilities(static_cast<size_t>(batch) * model->num_classes());
+    Stopwatch inference;
+    absl::Status status = model->Classify(inputs, batch, absl::MakeSpan(probabilities));
+    const int64_t inference_us = inference.ElapsedMicros();
+    metrics_->ObserveBatchSize("predict", batch);
+    for (int i = 0; i < batch; ++i) {
+      const std::shared_ptr<PredictJob>& job = group[i];
+      if (!status.ok()) {
+        FinishPredictJob(job, status);
+        continue;
+      }
+      job->inference_us = inference_us;
+      cropshield::v1::PredictResponse* response = job->response;
+      auto probs = absl::MakeConstSpan(probabilities).subspan(
+          static_cast<size_t>(i) * model->num_classes(), model->num_classes());
+      for (cropshield::v1::Prediction& p : TopK(probs, job->top_k, model->metadata())) {
+        *response->add_predictions() = std::move(p);
+      }
+      response->mutable_model()->set_name(model->name());
+      response->mutable_model()->set_version(model->version());
+      response->set_image_width(job->prepared.decoded.full_width);
+      response->set_image_height(job->prepared.decoded.full_height);
+      FinishPredictJob(job, absl::OkStatus());
+    }
+  }
+}
+
+void CropShieldServiceImpl::FinishPredictJob(const std::shared_ptr<PredictJob>& job,
+                                             const absl::Status& status) {
+  if (!status.ok()) {
+    if (job->leader) predict_cache_->Complete(job->key, status);
+    return job->call->Finish(status);
+  }
+  cropshield::v1::PredictResponse* response = job->response;
+  if (job->leader) {
+    predict_cache_->Complete(job->key, std::make_shared<const std::string>(response->SerializeAsString()));
+  }
+  response->set_request_id(job->request->request_id());
+  cropshield::v1::Timing* timing = response->mutable_timing();
+  timing->set_decode_us(job->prepared.decode_us);
+  timing->set_preprocess_us(job->prepared.preprocess_us);
+  timing->set_queue_us(job->queue_us);
+  timing->set_inference_us(job->inference_us);
+  timing->set_total_us(job->call->received.ElapsedMicros());
+  job->call->Finish(absl::OkStatus(), timing);
 }
 
 grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(grpc::CallbackServerContext* context,

@@ -33,6 +33,10 @@ struct ServiceOptions {
   int workers = 1;
   // Requests that may wait for a worker; beyond it calls get RESOURCE_EXHAUSTED.
   size_t queue_capacity = 256;
+  // Predict requests classified together: a batch closes at max_batch_size or when its oldest
+  // request has waited max_queue_delay_us (0: take what is queued, never wait).
+  int max_batch_size = 8;
+  int64_t max_queue_delay_us = 0;
   // Explain requests computed together in one backbone + head pass.
   int explain_max_batch_size = 8;
   // Explanation cache budget and sharding; 0 bytes stores nothing (single-flight still applies).
@@ -46,6 +50,7 @@ struct ServiceOptions {
 };
 
 struct ExplainJob;
+struct PredictJob;
 
 class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::CallbackService {
  public:
@@ -78,6 +83,8 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
  private:
   CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models);
 
+  void RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> jobs);
+  void FinishPredictJob(const std::shared_ptr<PredictJob>& job, const absl::Status& status);
   void RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs);
   void FinishExplainJob(const std::shared_ptr<ExplainJob>& job, absl::StatusOr<cache::Value> result);
 
@@ -87,6 +94,7 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   std::unique_ptr<cache::ShardedLruCache> predict_cache_;  // null when disabled
   std::unique_ptr<BoundedExecutor> executor_;
   std::unique_ptr<Batcher<std::shared_ptr<ExplainJob>>> explain_batcher_;
+  std::unique_ptr<Batcher<std::shared_ptr<PredictJob>>> predict_batcher_;
   RequestStats stats_;
   std::atomic<int64_t> in_flight_{0};
   std::unique_ptr<metrics::MetricsRegistry> own_metrics_;  // when Create was given none

@@ -61,22 +61,6 @@ absl::StatusOr<PreparedImage> PrepareImage(const engine::Model& model, absl::str
   return prepared;
 }
 
-absl::StatusOr<Classification> ClassifyImage(const engine::Model& model, absl::string_view bytes,
-                                             const ImageLimits& limits) {
-  CS_ASSIGN_OR_RETURN(PreparedImage prepared, PrepareImage(model, bytes, limits));
-  Classification result;
-  result.decode_us = prepared.decode_us;
-  result.preprocess_us = prepared.preprocess_us;
-  result.image_width = prepared.decoded.full_width;
-  result.image_height = prepared.decoded.full_height;
-  result.crop_box = prepared.crop_box;
-  Stopwatch watch;
-  result.probabilities.resize(static_cast<size_t>(model.num_classes()));
-  CS_RETURN_IF_ERROR(model.Classify(prepared.input, 1, absl::MakeSpan(result.probabilities)));
-  result.inference_us = watch.ElapsedMicros();
-  return result;
-}
-
 std::vector<cropshield::v1::Prediction> TopK(absl::Span<const float> probabilities, int k,
                                              const cropshield::v1::ModelMetadata& metadata) {
   std::vector<int> order(probabilities.size());

@@ -31,15 +31,6 @@ struct PreparedImage {
   int64_t preprocess_us = 0;
 };
 
-struct Classification {
-  std::vector<float> probabilities;  // one per class
-  int image_width = 0;               // after EXIF orientation
-  int image_height = 0;
-  image::CropBox crop_box;
-  int64_t decode_us = 0;
-  int64_t preprocess_us = 0;
-  int64_t inference_us = 0;
-};
 
 // INVALID_ARGUMENT for empty or oversized images; cheap, call before queueing.
 absl::Status CheckImageSize(absl::string_view bytes, const ImageLimits& limits);
@@ -54,9 +45,6 @@ image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model);
 absl::StatusOr<PreparedImage> PrepareImage(const engine::Model& model, absl::string_view bytes,
                                            const ImageLimits& limits);
 
-// Decodes, preprocesses and classifies one encoded image.
-absl::StatusOr<Classification> ClassifyImage(const engine::Model& model, absl::string_view bytes,
-                                             const ImageLimits& limits);
 
 // The k most probable classes, highest first (ties by lower index).
 std::vector<cropshield::v1::Prediction> TopK(absl::Span<const float> probabilities, int k,
