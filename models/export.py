@@ -307,30 +307,26 @@ def model_from_state_dict(arch: str, state_dict: Dict[str, torch.Tensor], labels
         raise ExportError(f"{source}: missing key '{key}' for a {arch} state_dict")
     width = 1.0
     if arch == "cropshield_cnn":
-        width = width_from_state_dict(state_dict)
+        try:
+            width = width_from_state_dict(state_dict)
+        except KeyError as e:
+            raise ExportError(f"{source}: {e.args[0]}")
     out_features = int(state_dict[key].shape[0])
     if out_features != len(labels):
         raise ExportError(f"{source}: class count mismatch: the classifier has {out_features} outputs but "
                           f"there are {len(labels)} class names")
     model = build_model(arch, len(labels), width)
     model_keys = set(model.state_dict())
-    result_missing = sorted(model_keys - set(state_dict))
-    result_unexpected = sorted(set(state_dict) - model_keys)
-
-    class _Result:
-        missing_keys = result_missing
-        unexpected_keys = result_unexpected
-
-    result = _Result
-    if result.missing_keys or result.unexpected_keys:
+    missing = sorted(model_keys - set(state_dict))
+    unexpected = sorted(set(state_dict) - model_keys)
+    if missing or unexpected:
         parts = []
-        if result.missing_keys:
-            parts.append(f"missing keys ({len(result.missing_keys)}): {', '.join(result.missing_keys[:8])}"
-                         + (" ..." if len(result.missing_keys) > 8 else ""))
-        if result.unexpected_keys:
-            parts.append(f"unexpected keys ({len(result.unexpected_keys)}): "
-                         f"{', '.join(result.unexpected_keys[:8])}"
-                         + (" ..." if len(result.unexpected_keys) > 8 else ""))
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:8])}"
+                         + (" ..." if len(missing) > 8 else ""))
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:8])}"
+                         + (" ..." if len(unexpected) > 8 else ""))
         raise ExportError(f"{source}: weights do not match a {arch}: " + "; ".join(parts))
     try:
         model.load_state_dict(state_dict, strict=True)  # also checks shapes

@@ -112,25 +112,11 @@ def _blur2d(a: np.ndarray, ry: float, rx: float, passes: int = 3) -> np.ndarray:
     return a
 
 
-def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """a translated by (dy, dx) pixels, zero filled (no wrap-around)."""
-    out = np.zeros_like(a)
-    H, W = a.shape[:2]
-    if abs(dy) >= H or abs(dx) >= W:
-        return out
-    out[max(0, dy):H + min(0, dy), max(0, dx):W + min(0, dx)] = a[max(0, -dy):H - max(0, dy), max(0, -dx):W - max(0, dx)]
-    return out
-
-
 def _clamp(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """In-place clamp of a float32 array (faster than np.clip in numpy 1.24)."""
     np.maximum(a, F32(lo), out=a)
     np.minimum(a, F32(hi), out=a)
     return a
-
-
-def _clip01(a):
-    return np.clip(a, 0.0, 1.0, out=a if isinstance(a, np.ndarray) and a.dtype == F32 else None)
 
 
 def _c3(rgb) -> np.ndarray:
@@ -612,7 +598,6 @@ def _paint_healthy_leaf(cv: _Canvas, shade_strength: float = 1.0) -> None:
 
 Painter = Callable[[_Canvas], None]
 
-BROWN_DARK = (0.20, 0.13, 0.07)
 YELLOW_HALO = (0.78, 0.72, 0.16)
 
 

@@ -216,6 +216,8 @@ class ExportTest(unittest.TestCase):
             "missing_key.pth": ({"model_state_dict": {k: v for k, v in sd.items() if k != "block2.3.weight"},
                                  "class_names": self.labels, "num_classes": 22, "model_type": "custom"},
                                 "missing keys"),
+            "no_block1.pth": ({"model_state_dict": {k: v for k, v in sd.items() if k != "block1.0.weight"},
+                               "class_names": self.labels, "model_type": "custom"}, "missing 'block1.0.weight'"),
             "count.pth": ({"model_state_dict": sd, "class_names": self.labels[:21], "num_classes": 21,
                            "model_type": "custom"}, "class count mismatch"),
             "count2.pth": ({"model_state_dict": sd, "class_names": self.labels, "num_classes": 20,
