@@ -26,6 +26,12 @@ import sys
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
+if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED") != "0":
+    # torch.jit.save writes module constants in an order that depends on Python's string hashing; a
+    # fixed hash seed makes model.pt (and so its weights_xxh3_128) byte-for-byte reproducible.
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
