@@ -66,6 +66,7 @@ std::map<std::string, std::string> SampleLabels() {
 std::unique_ptr<v1::CropShieldService::Stub> MakeStub(const ServerProcess& server) {
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(64 << 20);
+  args.SetMaxReceiveMessageSize(64 << 20);
   return v1::CropShieldService::NewStub(grpc::CreateCustomChannel(
       server.address(), grpc::InsecureChannelCredentials(), args));
 }
@@ -182,11 +183,11 @@ TEST_F(ServerTest, CorruptImagesAreInvalidArgumentAndServerKeepsServing) {
   const std::string jpeg = ReadFileOrDie(kSamples + "/" + SampleLabels().begin()->first);
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"", "empty"},
-      {"definitely not an image", "unsupported"},
+      {"definitely not an image", "unrecognised image format"},
       {jpeg.substr(0, jpeg.size() / 2), "JPEG"},
       {jpeg.substr(0, 40), "JPEG"},
       {std::string("\x89PNG\r\n\x1a\n", 8) + std::string(50, '\0'), "PNG"},
-      {"RIFF\x10\x00\x00\x00WEBPVP8 garbage", "WebP"},
+      {std::string("RIFF\x10\x00\x00\x00WEBPVP8 garbage", 23), "WebP"},
   };
   for (const auto& [bytes, expected] : cases) {
     v1::PredictResponse response;
@@ -393,11 +394,16 @@ TEST_F(ServerTest, ExplainIsComputedOnceThenServedFromCache) {
   EXPECT_EQ(second.feature_map().data(), first.feature_map().data());
   EXPECT_EQ(second.target().class_index(), first.target().class_index());
 
-  // The same class asked by label and by index share one cache entry.
+  // The same class asked by label and by index share one cache entry (the default "top-1" target
+  // is its own entry: the class is only known after inference).
   request.set_class_label(label);
   v1::ExplainResponse by_label;
   ASSERT_TRUE(CallExplain(stub.get(), request, &by_label).ok());
-  EXPECT_TRUE(by_label.cached());
+  EXPECT_EQ(by_label.feature_map().data(), first.feature_map().data());
+  request.set_class_index(by_label.target().class_index());
+  v1::ExplainResponse by_index;
+  ASSERT_TRUE(CallExplain(stub.get(), request, &by_index).ok());
+  EXPECT_TRUE(by_index.cached());
   // Another method is another entry.
   request.set_method(v1::EXPLAIN_METHOD_LAYER_CAM);
   v1::ExplainResponse layer_cam;
@@ -427,16 +433,21 @@ TEST_F(ServerTest, ExplainPlacesTheMapOnTheCroppedRegionOfANonSquarePhoto) {
   const int longer = std::max(width, height);
   const double scale = static_cast<double>(shorter) / 256.0;
   const int resized_long = static_cast<int>(256.0 * longer / shorter);
-  const double crop_long_offset = std::round((resized_long - 224) / 2.0) * longer / resized_long;
+  // torchvision rounds the crop offset with Python's round(): ties to even, as std::nearbyint.
+  const double crop_long_offset = std::nearbyint((resized_long - 224) / 2.0) * longer / resized_long;
+  const double crop_long_extent = 224.0 * longer / resized_long;
   const v1::CropBox& box = response.crop_box();
   if (width > height) {
-    EXPECT_NEAR(box.x(), crop_long_offset, 0.5);
-    EXPECT_NEAR(box.y(), 16 * scale, 0.5);
+    EXPECT_NEAR(box.x(), crop_long_offset, 0.01);
+    EXPECT_NEAR(box.y(), 16 * scale, 0.01);
+    EXPECT_NEAR(box.width(), crop_long_extent, 0.01);
+    EXPECT_NEAR(box.height(), 224 * scale, 0.01);
   } else {
-    EXPECT_NEAR(box.x(), 16 * scale, 0.5);
-    EXPECT_NEAR(box.y(), crop_long_offset, 0.5);
+    EXPECT_NEAR(box.x(), 16 * scale, 0.01);
+    EXPECT_NEAR(box.y(), crop_long_offset, 0.01);
+    EXPECT_NEAR(box.width(), 224 * scale, 0.01);
+    EXPECT_NEAR(box.height(), crop_long_extent, 0.01);
   }
-  EXPECT_NEAR(box.height(), 224 * scale, 1.0);
 
   std::vector<float> values(static_cast<size_t>(width) * height);
   ASSERT_EQ(response.image_map().data().size(), values.size() * 4);
