@@ -559,6 +559,53 @@ TEST_F(ServerTest, StatsFiguresMoveAsTrafficFlows) {
   EXPECT_EQ(after.explain_cache().shards_size(), 16);
 }
 
+TEST_F(ServerTest, ExpiredCallsAreDroppedBeforeInference) {
+  auto stub = MakeStub(*server_);
+  auto stats = [&stub]() {
+    grpc::ClientContext context;
+    v1::StatsResponse response;
+    EXPECT_TRUE(stub->Stats(&context, v1::StatsRequest(), &response).ok());
+    return response;
+  };
+  const int64_t inferences_before = stats().stage_latency(3).count();
+  // Deadlines far shorter than decoding a large photo: every call expires while queued.
+  const v1::PredictRequest request = RequestFor(ReadFileOrDie(kSamples + "/" + LargestSample()));
+  constexpr int kCalls = 24;
+  absl::Mutex mu;
+  int done = 0;
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<v1::PredictResponse> responses(kCalls);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  for (int i = 0; i < kCalls; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(3));
+    stub->async()->Predict(contexts.back().get(), &request, &responses[i], [&, i](grpc::Status s) {
+      absl::MutexLock lock(&mu);
+      statuses[i] = s;
+      ++done;
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(+[](int* d) { return *d == kCalls; }, &done));
+  }
+  int expired = 0;
+  for (const grpc::Status& s : statuses) expired += s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  EXPECT_GE(expired, kCalls - 1);
+  // Let the server drain what it had queued, then count the forwards it actually ran.
+  v1::StatsResponse after;
+  for (int i = 0; i < 200; ++i) {
+    after = stats();
+    if (after.in_flight() == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(after.in_flight(), 0);
+  EXPECT_LT(after.stage_latency(3).count() - inferences_before, kCalls / 2)
+      << "expired calls should be skipped, not computed";
+  v1::PredictResponse ok;
+  EXPECT_TRUE(CallPredict(stub.get(), request, &ok).ok());
+}
+
 TEST(AdminTest, ClearCacheNeedsTheTokenAndFreesEntries) {
   const std::string token_file = ::testing::TempDir() + "/admin_token";
   std::ofstream(token_file) << "s3cret-token\n";
