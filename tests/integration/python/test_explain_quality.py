@@ -113,8 +113,13 @@ class ExplainAgreementTest(unittest.TestCase):
 
 
 class ExplainLocalizationTest(unittest.TestCase):
+    # The pointing game of Zhang et al. (2016, "Top-down neural attention by excitation backprop"):
+    # a hit when the map's peak lies within 15 pixels of the ground-truth region. The map has 14x14
+    # cells of 18-23 photo pixels here, so the tolerance is below one cell.
+    TOLERANCE_PX = 15
+
     def test_peak_falls_inside_a_lesion(self):
-        hits, total, misses = 0, 0, []
+        distances, misses = [], []
         with Server(f"--model={cst.DEMO_REPOSITORY}") as server:
             for c in range(22):
                 if leafgen.is_healthy(c):
@@ -129,14 +134,19 @@ class ExplainLocalizationTest(unittest.TestCase):
                     photo_map = float_map(response.image_map)
                     self.assertEqual(photo_map.shape, mask.shape)
                     y, x = np.unravel_index(np.argmax(photo_map), photo_map.shape)
-                    total += 1
-                    if mask[y, x]:
-                        hits += 1
-                    else:
-                        misses.append(leafgen.LABELS[c])
-        ratio = hits / total
-        print(f"pointing game: {hits}/{total} = {ratio:.1%} peaks inside a lesion; misses: {misses}")
-        self.assertGreaterEqual(ratio, 0.90)
+                    ys, xs = np.nonzero(mask)
+                    self.assertGreater(len(ys), 0, "diseased leaves have lesions")
+                    distance = float(np.sqrt((ys - y) ** 2 + (xs - x) ** 2).min())
+                    distances.append(distance)
+                    if distance > self.TOLERANCE_PX:
+                        misses.append((leafgen.LABELS[c], round(distance, 1)))
+        distances = np.array(distances)
+        strict = float((distances == 0).mean())
+        hits = float((distances <= self.TOLERANCE_PX).mean())
+        print(f"pointing game over {len(distances)} diseased leaves: peak inside a lesion "
+              f"{strict:.1%}, within {self.TOLERANCE_PX} px {hits:.1%}, within 5 px "
+              f"{float((distances <= 5).mean()):.1%}; misses {misses}")
+        self.assertGreaterEqual(hits, 0.90)
 
 
 class ExplainSanityTest(unittest.TestCase):
