@@ -532,8 +532,11 @@ def main():
         check(cache["bytes"] > 0 and cache["evictions_total"] == 0,
               f"cache bytes/evictions {cache}")
         batches = prom.by_labels(f"cropshield_batch_size_sum{{{sel}}}", "batcher")
-        check(batches == {("explain",): float(traffic.explain_misses)},
-              f"batch size sum {batches} != computed explains {traffic.explain_misses}")
+        # Every computed Explain and every successful Predict went through its batcher exactly once.
+        predicted = traffic.calls.get(("Predict", "OK"), 0)
+        check(batches == {("explain",): float(traffic.explain_misses), ("predict",): float(predicted)},
+              f"batch size sum {batches} != computed explains {traffic.explain_misses} and "
+              f"predicts {predicted}")
         stage_counts = {k[0]: v for k, v in prom.by_labels(
             f"sum by (stage) (cropshield_stage_duration_seconds_count{{{sel}}})", "stage").items()
             if v > 0}
