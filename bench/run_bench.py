@@ -76,7 +76,8 @@ def load(cli, port, images, rpc, concurrency, duration, warmup, bypass=False):
                f"--json={out.name}", "--progress=false", "--deadline_ms=120000"]
         if bypass:
             cmd.append("--bench_bypass_cache")
-        subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL)
+        summary = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        log("   " + summary.stdout.strip())
         with open(out.name) as f:
             return json.load(f)
 
@@ -163,6 +164,8 @@ def main():
                 os.unlink(logname)
         results["models"][name] = entry
 
+    with open(os.path.join(args.out, "results.json"), "w") as fjson:
+        json.dump(results, fjson, indent=1)
     lines = [f"Run {results['date']} on {results['host']} ({results['cpus']} CPUs), "
              f"device={args.device}; command: `{results['command']}`", ""]
     for name, entry in results["models"].items():
@@ -180,7 +183,7 @@ def main():
         for key, r in entry["cpp"].items():
             base = entry["baseline"].get(key.replace("-uncached", "-uncached"))
             cells = [key, f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['throughput']:.1f}"]
-            if base and base["ok"]:
+            if base and base["ok"] and r["ok"]:
                 cells += [f"{base['p50_ms']:.2f}", f"{base['p99_ms']:.2f}", f"{base['throughput']:.1f}",
                           f"{r['throughput'] / base['throughput']:.1f}x",
                           f"{base['p50_ms'] / r['p50_ms']:.1f}x"]
@@ -193,8 +196,6 @@ def main():
         lines.append("")
     table = "\n".join(lines)
     print(table)
-    with open(os.path.join(args.out, "results.json"), "w") as fjson:
-        json.dump(results, fjson, indent=1)
     with open(os.path.join(args.out, "results.md"), "w") as fmd:
         fmd.write(table + "\n")
 
