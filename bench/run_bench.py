@@ -53,7 +53,7 @@ def start(cmd, env=None):
     while time.time() < deadline:
         text = open(logf.name, errors="replace").read()
         m = re.search(r"listening on port (\d+)", text)
-        if m and ("SERVING" in text or "baseline" in cmd[1]):
+        if m and ("SERVING model=" in text or "baseline" in cmd[1]):
             return proc, int(m.group(1)), logf.name
         if proc.poll() is not None:
             raise RuntimeError(f"{cmd[0]} exited:\n{text}")
