@@ -1,7 +1,8 @@
 // The model-only floor: forward passes through the engine (no gRPC, no decoding) at several batch
 // sizes, device-synchronised (results are copied back to the host). Prints one JSON object.
 //
-// usage: cropshield-model-floor --model DIR [--device auto] [--precision fp32] [--batch_sizes 1,8,32]
+// usage: cropshield-model-floor --model DIR [--device auto] [--precision fp32] [--batch_sizes
+// 1,8,32]
 //        [--iterations 20] [--explain]
 #include <algorithm>
 #include <chrono>
@@ -69,12 +70,14 @@ int main(int argc, char** argv) {
         const auto start = std::chrono::steady_clock::now();
         fn();
         samples.push_back(
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count());
       }
       std::sort(samples.begin(), samples.end());
       return samples[samples.size() / 2];
     };
-    const double forward_ms = time_ms([&] { (void)(*model)->Classify(inputs, batch, absl::MakeSpan(probs)); });
+    const double forward_ms =
+        time_ms([&] { (void)(*model)->Classify(inputs, batch, absl::MakeSpan(probs)); });
     double explain_ms = 0;
     if (absl::GetFlag(FLAGS_explain)) {
       explain_ms = time_ms([&] { (void)(*model)->Explain(inputs, cams); });
@@ -85,8 +88,9 @@ int main(int argc, char** argv) {
                                     batch, forward_ms, 1000.0 * batch / forward_ms, explain_ms));
   }
   std::cout << absl::StrFormat(
-      "{\"model\":\"%s\",\"version\":%d,\"device\":\"%s\",\"precision\":\"%s\",\"threads\":%d,\"optimized\":%s,\"rows\":[%s]}\n",
-      (*model)->name(), (*model)->version(), (*model)->device_name(), (*model)->precision(), threads,
-      (*model)->load_report().optimized ? "true" : "false", rows);
+      "{\"model\":\"%s\",\"version\":%d,\"device\":\"%s\",\"precision\":\"%s\",\"threads\":%d,"
+      "\"optimized\":%s,\"rows\":[%s]}\n",
+      (*model)->name(), (*model)->version(), (*model)->device_name(), (*model)->precision(),
+      threads, (*model)->load_report().optimized ? "true" : "false", rows);
   return 0;
 }

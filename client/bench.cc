@@ -22,7 +22,8 @@
 #include "absl/synchronization/mutex.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
 
-ABSL_FLAG(std::string, images, "", "bench: an image file or a directory of .jpg/.jpeg/.png/.webp files.");
+ABSL_FLAG(std::string, images, "",
+          "bench: an image file or a directory of .jpg/.jpeg/.png/.webp files.");
 ABSL_FLAG(std::string, rpc, "predict", "bench: predict or explain.");
 ABSL_FLAG(int, concurrency, 1, "bench: calls kept in flight at once (closed loop).");
 ABSL_FLAG(double, duration, 10, "bench: seconds to measure (ignored when --requests is set).");
@@ -156,7 +157,8 @@ class LoadRun {
         if (status.ok()) {
           latencies_ms_.push_back(ms);
         } else {
-          ++errors_by_code_[absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()))];
+          ++errors_by_code_[absl::StatusCodeToString(
+              static_cast<absl::StatusCode>(status.error_code()))];
           errors_.fetch_add(1);
         }
         measured_.fetch_add(1);
@@ -221,10 +223,9 @@ int RunBench(const std::shared_ptr<grpc::Channel>& channel, const std::vector<st
   const auto start = Clock::now();
   const auto measure_from =
       start + std::chrono::microseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_warmup) * 1e6));
-  const auto stop_at =
-      requests > 0 ? start + std::chrono::hours(24)
-                   : measure_from + std::chrono::microseconds(
-                                        static_cast<int64_t>(absl::GetFlag(FLAGS_duration) * 1e6));
+  const auto stop_at = requests > 0 ? start + std::chrono::hours(24)
+                                    : measure_from + std::chrono::microseconds(static_cast<int64_t>(
+                                                         absl::GetFlag(FLAGS_duration) * 1e6));
   LoadRun run(channel, std::move(images), rpc == "explain");
   run.Start(concurrency, measure_from, stop_at, requests);
   std::atomic<bool> finished{false};

@@ -7,8 +7,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -24,9 +24,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/bench.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
-#include "client/bench.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
@@ -62,15 +62,20 @@ constexpr char kUsage[] =
     "CropShield Serve command-line client.\n"
     "Usage:\n"
     "  cropshield predict IMAGE... [--target host:port] [--top_k N] [--json] [--deadline_ms N]\n"
-    "  cropshield explain IMAGE [--out heatmap.png] [--overlay overlay.png|.jpg] [--class N|LABEL]\n"
-    "                    [--method grad_cam|grad_cam_plus_plus|hires_cam|layer_cam] [--raw map.npy]\n"
-    "                    [--image_map map.npy] [--colormap jet|turbo|viridis] [--alpha A] [--json]\n"
+    "  cropshield explain IMAGE [--out heatmap.png] [--overlay overlay.png|.jpg] [--class "
+    "N|LABEL]\n"
+    "                    [--method grad_cam|grad_cam_plus_plus|hires_cam|layer_cam] [--raw "
+    "map.npy]\n"
+    "                    [--image_map map.npy] [--colormap jet|turbo|viridis] [--alpha A] "
+    "[--json]\n"
     "  cropshield stats [--json]\n"
     "  cropshield clear-cache [--token T] [--model_name NAME] [--model_version V]\n"
     "  cropshield health [--target host:port] [--service NAME]\n"
     "  cropshield bench --images DIR|FILE [--rpc predict|explain] [--concurrency N]\n"
-    "                   [--duration S | --requests N] [--warmup S] [--json FILE] [--bench_bypass_cache]\n"
-    "Exit status: 0 on success, 1 when a call fails (the gRPC status is printed), 2 on usage errors.";
+    "                   [--duration S | --requests N] [--warmup S] [--json FILE] "
+    "[--bench_bypass_cache]\n"
+    "Exit status: 0 on success, 1 when a call fails (the gRPC status is printed), 2 on usage "
+    "errors.";
 
 std::string CodeName(grpc::StatusCode code) {
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
@@ -150,7 +155,8 @@ int Predict(const std::vector<std::string>& images) {
                                  response.timing().total_us() / 1000.0, round_trip_ms);
     int rank = 1;
     for (const auto& p : response.predictions()) {
-      std::cout << absl::StrFormat("  %d. %-45s %7.2f%%\n", rank++, p.label(), 100.0 * p.probability());
+      std::cout << absl::StrFormat("  %d. %-45s %7.2f%%\n", rank++, p.label(),
+                                   100.0 * p.probability());
     }
   }
   return failures == 0 ? 0 : 1;
@@ -250,12 +256,14 @@ int Explain(const std::vector<std::string>& images) {
     return true;
   };
   if (!absl::GetFlag(FLAGS_out).empty() &&
-      !save(absl::GetFlag(FLAGS_out), WriteFile(absl::GetFlag(FLAGS_out), response.heatmap_png()))) {
+      !save(absl::GetFlag(FLAGS_out),
+            WriteFile(absl::GetFlag(FLAGS_out), response.heatmap_png()))) {
     return 1;
   }
   if (!overlay.empty() && !save(overlay, WriteFile(overlay, response.overlay()))) return 1;
   if (!absl::GetFlag(FLAGS_raw).empty() &&
-      !save(absl::GetFlag(FLAGS_raw), WriteFloatMap(absl::GetFlag(FLAGS_raw), response.feature_map()))) {
+      !save(absl::GetFlag(FLAGS_raw),
+            WriteFloatMap(absl::GetFlag(FLAGS_raw), response.feature_map()))) {
     return 1;
   }
   if (!absl::GetFlag(FLAGS_image_map).empty() &&
@@ -308,7 +316,8 @@ int Stats() {
     const auto& counts = response.rpcs(i);
     const auto& latency = response.rpc_latency(i);
     std::string errors;
-    for (const auto& [code, n] : counts.errors_by_code()) absl::StrAppend(&errors, code, "=", n, " ");
+    for (const auto& [code, n] : counts.errors_by_code())
+      absl::StrAppend(&errors, code, "=", n, " ");
     std::cout << absl::StrFormat("%-12s %10d %10d %10.2f %10.2f %10.2f  %s\n", counts.rpc(),
                                  counts.total(), latency.count(), latency.p50_us() / 1000,
                                  latency.p90_us() / 1000, latency.p99_us() / 1000, errors);

@@ -17,9 +17,11 @@ void LogLine(LogSeverity severity, absl::string_view message);
 
 }  // namespace cropshield
 
-#define CS_LOG_INFO(...) ::cropshield::LogLine(::cropshield::LogSeverity::kInfo, ::absl::StrCat(__VA_ARGS__))
+#define CS_LOG_INFO(...) \
+  ::cropshield::LogLine(::cropshield::LogSeverity::kInfo, ::absl::StrCat(__VA_ARGS__))
 #define CS_LOG_WARNING(...) \
   ::cropshield::LogLine(::cropshield::LogSeverity::kWarning, ::absl::StrCat(__VA_ARGS__))
-#define CS_LOG_ERROR(...) ::cropshield::LogLine(::cropshield::LogSeverity::kError, ::absl::StrCat(__VA_ARGS__))
+#define CS_LOG_ERROR(...) \
+  ::cropshield::LogLine(::cropshield::LogSeverity::kError, ::absl::StrCat(__VA_ARGS__))
 
 #endif  // CROPSHIELD_COMMON_LOG_H_

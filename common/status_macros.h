@@ -9,10 +9,10 @@
 #define CS_CONCAT_(a, b) CS_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define CS_RETURN_IF_ERROR(expr)                 \
-  do {                                           \
-    ::absl::Status cs_status_ = (expr);          \
-    if (!cs_status_.ok()) return cs_status_;     \
+#define CS_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status cs_status_ = (expr);      \
+    if (!cs_status_.ok()) return cs_status_; \
   } while (false)
 
 // `CS_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from an OK StatusOr or returns its status.

@@ -16,8 +16,8 @@
 #include "absl/flags/usage_config.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/log.h"
 #include "server/engine/model.h"
 #include "server/engine/model_package.h"
@@ -27,9 +27,10 @@
 #define CROPSHIELD_DEFAULT_MODEL "models/repository"
 #endif
 
-ABSL_FLAG(std::string, model, CROPSHIELD_DEFAULT_MODEL,
-          "Model package: a version directory (holding model.json), a model directory (holding "
-          "integer version directories; the highest is served) or a repository of model directories.");
+ABSL_FLAG(
+    std::string, model, CROPSHIELD_DEFAULT_MODEL,
+    "Model package: a version directory (holding model.json), a model directory (holding "
+    "integer version directories; the highest is served) or a repository of model directories.");
 ABSL_FLAG(std::string, model_name, "", "Model to serve from a repository with several models.");
 ABSL_FLAG(int64_t, model_version, 0, "Model version to serve; 0 serves the highest version.");
 ABSL_FLAG(std::string, address, "0.0.0.0:50051",
@@ -40,7 +41,8 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
           "be bound (in use), the server logs an error and serves gRPC without metrics.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once the server is SERVING.");
-ABSL_FLAG(std::string, device, "auto", "Inference device: auto (CUDA if present), cpu, cuda, cuda:N.");
+ABSL_FLAG(std::string, device, "auto",
+          "Inference device: auto (CUDA if present), cpu, cuda, cuda:N.");
 ABSL_FLAG(std::string, precision, "fp32",
           "Serving precision: fp32, or on CUDA fp16 / bf16 (checked against fp32 at start: the "
           "top-1 class must agree on the warm-up inputs).");
@@ -112,7 +114,8 @@ int Run() {
   const int workers = absl::GetFlag(FLAGS_workers);
   int threads = absl::GetFlag(FLAGS_threads);
   if (threads <= 0) {
-    threads = std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(std::max(1, workers)));
+    threads = std::max(
+        1u, std::thread::hardware_concurrency() / static_cast<unsigned>(std::max(1, workers)));
   }
   cropshield::engine::ConfigureTorchRuntime(threads);
 
@@ -121,12 +124,14 @@ int Run() {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.service.workers = workers;
-  options.service.queue_capacity = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_queue_capacity)));
+  options.service.queue_capacity =
+      static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_queue_capacity)));
   options.service.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
   options.service.limits.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
   options.service.explain_max_batch_size = std::max(1, absl::GetFlag(FLAGS_explain_max_batch_size));
   options.service.max_batch_size = std::max(1, absl::GetFlag(FLAGS_max_batch_size));
-  options.service.max_queue_delay_us = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queue_delay_us));
+  options.service.max_queue_delay_us =
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queue_delay_us));
   options.service.explain_cache_bytes = absl::GetFlag(FLAGS_explain_cache_bytes);
   options.service.predict_cache_bytes = absl::GetFlag(FLAGS_predict_cache_bytes);
   options.service.cache_shards = absl::GetFlag(FLAGS_cache_shards);
@@ -149,8 +154,9 @@ int Run() {
                 " (GET /metrics; --metrics_address=", options.metrics_address, ")");
   }
 
-  auto package = cropshield::engine::ResolveModelPackage(
-      absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_model_name), absl::GetFlag(FLAGS_model_version));
+  auto package = cropshield::engine::ResolveModelPackage(absl::GetFlag(FLAGS_model),
+                                                         absl::GetFlag(FLAGS_model_name),
+                                                         absl::GetFlag(FLAGS_model_version));
   if (!package.ok()) {
     CS_LOG_ERROR("cannot load model: ", package.status().ToString());
     return 1;
@@ -179,8 +185,8 @@ int Run() {
   (*server)->SetServing(true);
   CS_LOG_INFO("SERVING model=", served->name(), " version=", served->version(),
               " device=", served->device_name(), " precision=", served->precision(),
-              " classes=", served->num_classes(), " address=", options.address, " port=",
-              (*server)->port(), " workers=", workers, " threads=", threads,
+              " classes=", served->num_classes(), " address=", options.address,
+              " port=", (*server)->port(), " workers=", workers, " threads=", threads,
               " admin=", options.service.admin_token.empty() ? "loopback-only" : "token");
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     const std::string tmp = port_file + ".tmp";

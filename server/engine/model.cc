@@ -16,18 +16,18 @@
 #endif
 
 #include <algorithm>
-#include <optional>
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -45,8 +45,8 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& spec) {
   }
   if (spec == "cuda" || absl::StartsWith(spec, "cuda:")) {
     if (!CudaAvailable()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("--device ", spec, " asked for CUDA but none is available in this build/host"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--device ", spec, " asked for CUDA but none is available in this build/host"));
     }
     int index = 0;
     if (spec.size() > 5 && !absl::SimpleAtoi(spec.substr(5), &index)) {
@@ -69,7 +69,8 @@ torch::Tensor WarmupInput(int batch, int size, uint32_t seed) {
 
 constexpr double kCamEpsilon = 1e-12;
 
-absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& precision, const torch::Device& device) {
+absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& precision,
+                                                 const torch::Device& device) {
   if (precision == "fp32") return torch::kFloat32;
   if (precision != "fp16" && precision != "bf16") {
     return absl::InvalidArgumentError(
@@ -188,7 +189,8 @@ std::vector<GpuMemoryStats> CudaMemoryStats() {
     try {
       const auto stats =
           c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
-      // Index 0 is StatType::AGGREGATE (small and large pools together) in every libtorch since 1.x.
+      // Index 0 is StatType::AGGREGATE (small and large pools together) in every libtorch
+      // since 1.x.
       GpuMemoryStats entry;
       entry.device = device;
       entry.allocated_bytes = stats.allocated_bytes[0].current;
@@ -222,19 +224,19 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
     for (const std::string& method :
          {meta.grad_cam().features_method(), meta.grad_cam().head_method()}) {
       if (!impl->original.find_method(method)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": TorchScript module has no method '", method,
-            "' named in grad_cam (export it with @torch.jit.export)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": TorchScript module has no method '", method,
+                         "' named in grad_cam (export it with @torch.jit.export)"));
       }
     }
-    warmup_input = WarmupInput(std::max(1, std::min(options.max_batch_size, 4)), size, 1234)
-                       .to(device);
+    warmup_input =
+        WarmupInput(std::max(1, std::min(options.max_batch_size, 4)), size, 1234).to(device);
     torch::NoGradGuard no_grad;
     torch::Tensor logits = impl->original.forward({warmup_input}).toTensor();
     if (logits.dim() != 2 || logits.size(0) != warmup_input.size(0) || logits.size(1) != classes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": model outputs logits of shape ", c10::str(logits.sizes()), " but model.json has ",
-          classes, " labels (expected [N, ", classes, "])"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": model outputs logits of shape ", c10::str(logits.sizes()),
+                       " but model.json has ", classes, " labels (expected [N, ", classes, "])"));
     }
     torch::Tensor activation =
         impl->original.get_method(meta.grad_cam().features_method())({warmup_input}).toTensor();
@@ -247,10 +249,11 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
     }
     reference_probs = torch::softmax(logits.to(torch::kFloat32), 1).cpu();
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot load TorchScript model: ",
-                                                   e.what_without_backtrace()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot load TorchScript model: ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot load TorchScript model: ", e.what()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot load TorchScript model: ", e.what()));
   }
   report.load_seconds = SecondsSince(load_start);
 
@@ -278,8 +281,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
     impl->serving = candidate;
   } catch (const std::exception& e) {
     if (reduced) {
-      return absl::InternalError(absl::StrCat(path, ": cannot convert to ", options.precision, ": ",
-                                              e.what()));
+      return absl::InternalError(
+          absl::StrCat(path, ": cannot convert to ", options.precision, ": ", e.what()));
     }
     report.optimize_note = absl::StrCat("optimisation failed: ", e.what());
     impl->serving = impl->original;
@@ -315,29 +318,33 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
     report.optimized_max_abs_diff = max_diff;
     if (reduced) {
       if (!top1_agrees) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            path, ": ", options.precision, " changes the top-1 class on the warm-up inputs (largest "
-            "probability difference ", max_diff, "); serve it in fp32"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(path, ": ", options.precision,
+                         " changes the top-1 class on the warm-up inputs (largest "
+                         "probability difference ",
+                         max_diff, "); serve it in fp32"));
       }
       report.optimized = options.optimize;
     } else if (max_diff <= 1e-4 && features_diff <= 1e-4) {
       report.optimized = options.optimize && report.optimize_note.empty();
     } else {
-      report.optimize_note = absl::StrCat("optimised outputs differ by ", max_diff,
-                                          " (probabilities) and ", features_diff,
-                                          " (relative, activations); limit 1e-4");
+      report.optimize_note =
+          absl::StrCat("optimised outputs differ by ", max_diff, " (probabilities) and ",
+                       features_diff, " (relative, activations); limit 1e-4");
       impl->serving = impl->original;
       impl->channels_last = false;
     }
     if (!options.optimize) report.optimize_note = "disabled by flag";
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(path, ": verifying the serving module failed: ", e.what()));
+    return absl::InternalError(
+        absl::StrCat(path, ": verifying the serving module failed: ", e.what()));
   }
   try {
     c10::InferenceMode inference;
     // cuDNN picks its algorithms per shape: warm every batch size the batcher can form.
     std::vector<int> batch_sizes = {1};
-    for (int b = 2; b < options.max_batch_size && device.is_cuda(); b *= 2) batch_sizes.push_back(b);
+    for (int b = 2; b < options.max_batch_size && device.is_cuda(); b *= 2)
+      batch_sizes.push_back(b);
     if (options.max_batch_size > 1) batch_sizes.push_back(options.max_batch_size);
     for (int batch : batch_sizes) {
       torch::Tensor input = impl->PrepareInput(WarmupInput(batch, size, 99).to(device));
@@ -361,8 +368,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
 absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
                              absl::Span<float> probabilities) const {
   if (batch_size <= 0 || static_cast<int64_t>(inputs.size()) != batch_size * input_elements() ||
-      static_cast<int64_t>(probabilities.size()) != static_cast<int64_t>(batch_size) * num_classes()) {
-    return absl::InvalidArgumentError(absl::StrCat("Classify: size mismatch for batch of ", batch_size));
+      static_cast<int64_t>(probabilities.size()) !=
+          static_cast<int64_t>(batch_size) * num_classes()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Classify: size mismatch for batch of ", batch_size));
   }
   try {
     c10::InferenceMode inference;
@@ -370,9 +379,10 @@ absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
     std::optional<Impl::PinnedLease> lease;
     torch::Tensor input =
         impl_->PrepareInput(impl_->HostToDevice(inputs, batch_size, size, &lease));
-    torch::Tensor probs = torch::softmax(impl_->serving.forward({input}).toTensor().to(torch::kFloat32), 1)
-                              .to(torch::kCPU)
-                              .contiguous();
+    torch::Tensor probs =
+        torch::softmax(impl_->serving.forward({input}).toTensor().to(torch::kFloat32), 1)
+            .to(torch::kCPU)
+            .contiguous();
     std::copy_n(probs.data_ptr<float>(), probabilities.size(), probabilities.data());
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
@@ -389,8 +399,8 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
   }
   for (const CamRequest& r : requests) {
     if (r.target_class < -1 || r.target_class >= num_classes()) {
-      return absl::InvalidArgumentError(absl::StrCat("class index must be in 0..", num_classes() - 1,
-                                                     ", got ", r.target_class));
+      return absl::InvalidArgumentError(
+          absl::StrCat("class index must be in 0..", num_classes() - 1, ", got ", r.target_class));
     }
   }
   std::vector<CamResult> results(static_cast<size_t>(batch));
@@ -461,7 +471,8 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
       const auto end = std::chrono::steady_clock::now();
       timing->backbone_us =
           std::chrono::duration_cast<std::chrono::microseconds>(cam_start - backbone_start).count();
-      timing->cam_us = std::chrono::duration_cast<std::chrono::microseconds>(end - cam_start).count();
+      timing->cam_us =
+          std::chrono::duration_cast<std::chrono::microseconds>(end - cam_start).count();
     }
     for (int i = 0; i < batch; ++i) {
       CamResult& r = results[i];

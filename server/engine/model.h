@@ -103,7 +103,8 @@ class Model {
   // Class activation maps for requests.size() preprocessed inputs laid out back to back, computed
   // as one batch: the backbone runs without autograd, and gradients are taken only with respect
   // to the detached activation through the head (never backward through the backbone).
-  // INVALID_ARGUMENT for out-of-range target classes or size mismatches; INTERNAL on backend errors.
+  // INVALID_ARGUMENT for out-of-range target classes or size mismatches; INTERNAL on backend
+  // errors.
   absl::StatusOr<std::vector<CamResult>> Explain(absl::Span<const float> inputs,
                                                  absl::Span<const CamRequest> requests,
                                                  ExplainTiming* timing = nullptr) const;

@@ -60,8 +60,8 @@ absl::StatusOr<ModelPackage> LoadVersionDirectory(const fs::path& dir) {
   CS_ASSIGN_OR_RETURN(std::string json, ReadSmallFile(dir / std::string(kMetadataFileName)));
   absl::StatusOr<ModelMetadata> metadata = ParseModelMetadata(json);
   if (!metadata.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat((dir / std::string(kMetadataFileName)).string(), ": ", metadata.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat((dir / std::string(kMetadataFileName)).string(),
+                                                   ": ", metadata.status().message()));
   }
   ModelPackage package;
   package.directory = dir.string();
@@ -97,14 +97,14 @@ absl::StatusOr<ModelPackage> LoadFromModelDirectory(const fs::path& model_dir, i
   }
   CS_ASSIGN_OR_RETURN(ModelPackage package, LoadVersionDirectory(chosen));
   if (package.metadata.version() != chosen_version) {
-    return absl::InvalidArgumentError(absl::StrCat(package.directory, ": model.json says version ",
-                                                   package.metadata.version(),
-                                                   " but the directory is version ", chosen_version));
+    return absl::InvalidArgumentError(
+        absl::StrCat(package.directory, ": model.json says version ", package.metadata.version(),
+                     " but the directory is version ", chosen_version));
   }
   if (package.metadata.name() != model_dir.filename().string()) {
-    return absl::InvalidArgumentError(absl::StrCat(package.directory, ": model.json says name '",
-                                                   package.metadata.name(), "' but the directory is '",
-                                                   model_dir.filename().string(), "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(package.directory, ": model.json says name '", package.metadata.name(),
+                     "' but the directory is '", model_dir.filename().string(), "'"));
   }
   return package;
 }
@@ -166,7 +166,8 @@ absl::StatusOr<ModelMetadata> ParseModelMetadata(absl::string_view json) {
   auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), &metadata, options);
   if (!status.ok()) {
-    return Invalid(absl::StrCat("not valid JSON for ModelMetadata: ", status.message().as_string()));
+    return Invalid(
+        absl::StrCat("not valid JSON for ModelMetadata: ", status.message().as_string()));
   }
   CS_RETURN_IF_ERROR(ValidateModelMetadata(metadata));
   return metadata;
@@ -176,7 +177,7 @@ absl::StatusOr<std::string> HashFileXxh3_128(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) return absl::NotFoundError(absl::StrCat("cannot open weights file ", path));
   std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> state(XXH3_createState(),
-                                                                       &XXH3_freeState);
+                                                                        &XXH3_freeState);
   XXH3_128bits_reset(state.get());
   std::vector<char> buffer(1 << 20);
   size_t n = 0;
@@ -231,9 +232,10 @@ absl::StatusOr<ModelPackage> ResolveModelPackage(const std::string& path, absl::
   }
   std::sort(models.begin(), models.end());
   if (models.empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        path, " holds no model package (expected model.json, version directories, or model "
-              "directories with version directories)"));
+    return absl::NotFoundError(
+        absl::StrCat(path,
+                     " holds no model package (expected model.json, version directories, or model "
+                     "directories with version directories)"));
   }
   if (name.empty()) {
     if (models.size() > 1) {

@@ -40,8 +40,8 @@ absl::StatusOr<std::string> HashFileXxh3_128(const std::string& path);
 // in a repository (empty: the only model there, else error); `version` picks the version (0: the
 // highest). Loads and validates the metadata, checks that name/version agree with the directory
 // names, and verifies the weights hash. NOT_FOUND when the model or version does not exist.
-absl::StatusOr<ModelPackage> ResolveModelPackage(const std::string& path, absl::string_view name = "",
-                                                 int64_t version = 0);
+absl::StatusOr<ModelPackage> ResolveModelPackage(const std::string& path,
+                                                 absl::string_view name = "", int64_t version = 0);
 
 }  // namespace cropshield::engine
 

@@ -18,8 +18,8 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
 
 bool IsLoopbackPeer(absl::string_view peer) {
   return absl::StartsWith(peer, "ipv4:127.") || absl::StartsWith(peer, "ipv6:[::1]") ||
-         absl::StartsWith(peer, "ipv6:%5B::1%5D") ||
-         absl::StartsWith(peer, "ipv6:[::ffff:127.") || absl::StartsWith(peer, "unix:");
+         absl::StartsWith(peer, "ipv6:%5B::1%5D") || absl::StartsWith(peer, "ipv6:[::ffff:127.") ||
+         absl::StartsWith(peer, "unix:");
 }
 
 absl::Status AuthorizeAdmin(absl::string_view configured_token, absl::string_view authorization,

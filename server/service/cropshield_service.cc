@@ -83,7 +83,8 @@ struct CallState {
       metrics->RecordCall(RpcName(rpc), status.code(), static_cast<double>(total_us) * 1e-6);
       if (timing != nullptr) metrics->RecordTiming(model, *timing);
     }
-    if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown ||
+    if (status.code() == absl::StatusCode::kInternal ||
+        status.code() == absl::StatusCode::kUnknown ||
         status.code() == absl::StatusCode::kDataLoss) {
       CS_LOG_ERROR("call failed", request_id.empty() ? "" : " request_id=", request_id, ": ",
                    status.ToString());
@@ -112,6 +113,7 @@ struct PredictJob {
 // An Explain call on its way through decode -> batch -> render.
 struct ExplainJob {
   std::shared_ptr<CallState> call;
+  grpc::CallbackServerContext* context = nullptr;
   const cropshield::v1::ExplainRequest* request = nullptr;
   cropshield::v1::ExplainResponse* response = nullptr;
   std::shared_ptr<const engine::Model> model;
@@ -220,9 +222,65 @@ void CropShieldServiceImpl::Shutdown() {
   if (executor_) executor_->Shutdown();
 }
 
-grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(grpc::CallbackServerContext* context,
-                                                         const cropshield::v1::PredictRequest* request,
-                                                         cropshield::v1::PredictResponse* response) {
+namespace {
+
+// Answers a call from `cache` when it can: true when the call is answered now (hit) or will be when
+// an identical computation in flight completes (follower); false when the caller leads the flight
+// and must compute, then Complete the key.
+template <typename Request, typename Response>
+bool AnswerFromCache(cache::ShardedLruCache* cache, const cache::CacheKey& key,
+                     const std::shared_ptr<CallState>& call, const Request* request,
+                     Response* response) {
+  auto respond = [call, request, response](absl::StatusOr<cache::Value> value) {
+    if (!value.ok()) return call->Finish(value.status());
+    if (!response->ParseFromString(**value)) {
+      return call->Finish(absl::InternalError("corrupt cached response"));
+    }
+    response->set_cached(true);
+    response->set_request_id(request->request_id());
+    response->mutable_timing()->set_total_us(call->received.ElapsedMicros());
+    call->Finish(absl::OkStatus());
+  };
+  cache::ShardedLruCache::Lookup lookup = cache->GetOrJoin(key, respond);
+  if (lookup.role == cache::ShardedLruCache::Role::kHit) {
+    respond(lookup.value);
+    return true;
+  }
+  return lookup.role == cache::ShardedLruCache::Role::kFollower;
+}
+
+}  // namespace
+
+template <typename Job, typename Fail>
+void CropShieldServiceImpl::PrepareThenBatch(const std::shared_ptr<Job>& job,
+                                             Batcher<std::shared_ptr<Job>>* batcher,
+                                             const char* batcher_name, Fail fail) {
+  auto prepare = [this, job, batcher, batcher_name, fail]() {
+    job->queue_us = job->call->received.ElapsedMicros();
+    // A cache leader computes even for a cancelled call: followers wait for its result.
+    if (!job->leader) {
+      absl::Status alive = CheckCallAlive(job->context);
+      if (!alive.ok()) return fail(job, alive);
+    }
+    absl::StatusOr<PreparedImage> prepared =
+        PrepareImage(*job->model, job->request->image().data(), options_.limits);
+    if (!prepared.ok()) return fail(job, prepared.status());
+    job->prepared = *std::move(prepared);
+    job->batch_wait = Stopwatch();
+    if (!batcher->TrySubmit(job)) {
+      metrics_->CountRejected(batcher_name);
+      fail(job, QueueFull(options_.queue_capacity));
+    }
+  };
+  if (!executor_->TrySubmit(std::move(prepare))) {
+    metrics_->CountRejected("executor");
+    fail(job, QueueFull(options_.queue_capacity));
+  }
+}
+
+grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(
+    grpc::CallbackServerContext* context, const cropshield::v1::PredictRequest* request,
+    cropshield::v1::PredictResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   auto call =
@@ -250,22 +308,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(grpc::CallbackServerCon
     auto [high, low] = cache::HashBytes128(request->image().data());
     key = cache::CacheKey{(*model)->name(), (*model)->version(), high, low,
                           absl::StrCat("predict|k=", *top_k)};
-    auto respond = [call, request, response](absl::StatusOr<cache::Value> value) {
-      if (!value.ok()) return call->Finish(value.status());
-      if (!response->ParseFromString(**value)) {
-        return call->Finish(absl::InternalError("corrupt cached Predict response"));
-      }
-      response->set_cached(true);
-      response->set_request_id(request->request_id());
-      response->mutable_timing()->set_total_us(call->received.ElapsedMicros());
-      call->Finish(absl::OkStatus());
-    };
-    cache::ShardedLruCache::Lookup lookup = predict_cache_->GetOrJoin(key, respond);
-    if (lookup.role == cache::ShardedLruCache::Role::kHit) {
-      respond(lookup.value);
-      return reactor;
-    }
-    if (lookup.role == cache::ShardedLruCache::Role::kFollower) return reactor;
+    if (AnswerFromCache(predict_cache_.get(), key, call, request, response)) return reactor;
     leader = true;
   }
 
@@ -278,27 +321,10 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(grpc::CallbackServerCon
   job->top_k = *top_k;
   job->key = std::move(key);
   job->leader = leader;
-  auto prepare = [this, job]() {
-    job->queue_us = job->call->received.ElapsedMicros();
-    // A leader computes even for a cancelled call: followers wait for its result.
-    if (!job->leader) {
-      absl::Status alive = CheckCallAlive(job->context);
-      if (!alive.ok()) return FinishPredictJob(job, alive);
-    }
-    absl::StatusOr<PreparedImage> prepared =
-        PrepareImage(*job->model, job->request->image().data(), options_.limits);
-    if (!prepared.ok()) return FinishPredictJob(job, prepared.status());
-    job->prepared = *std::move(prepared);
-    job->batch_wait = Stopwatch();
-    if (!predict_batcher_->TrySubmit(job)) {
-      metrics_->CountRejected("predict_batcher");
-      FinishPredictJob(job, QueueFull(options_.queue_capacity));
-    }
-  };
-  if (!executor_->TrySubmit(std::move(prepare))) {
-    metrics_->CountRejected("executor");
-    FinishPredictJob(job, QueueFull(options_.queue_capacity));
-  }
+  PrepareThenBatch(job, predict_batcher_.get(), "predict_batcher",
+                   [this](const std::shared_ptr<PredictJob>& j, const absl::Status& status) {
+                     FinishPredictJob(j, status);
+                   });
   return reactor;
 }
 
@@ -336,8 +362,9 @@ void CropShieldServiceImpl::RunPredictBatch(std::vector<std::shared_ptr<PredictJ
       }
       job->inference_us = inference_us;
       cropshield::v1::PredictResponse* response = job->response;
-      auto probs = absl::MakeConstSpan(probabilities).subspan(
-          static_cast<size_t>(i) * model->num_classes(), model->num_classes());
+      auto probs =
+          absl::MakeConstSpan(probabilities)
+              .subspan(static_cast<size_t>(i) * model->num_classes(), model->num_classes());
       for (cropshield::v1::Prediction& p : TopK(probs, job->top_k, model->metadata())) {
         *response->add_predictions() = std::move(p);
       }
@@ -358,7 +385,8 @@ void CropShieldServiceImpl::FinishPredictJob(const std::shared_ptr<PredictJob>& 
   }
   cropshield::v1::PredictResponse* response = job->response;
   if (job->leader) {
-    predict_cache_->Complete(job->key, std::make_shared<const std::string>(response->SerializeAsString()));
+    predict_cache_->Complete(job->key,
+                             std::make_shared<const std::string>(response->SerializeAsString()));
   }
   response->set_request_id(job->request->request_id());
   cropshield::v1::Timing* timing = response->mutable_timing();
@@ -370,9 +398,9 @@ void CropShieldServiceImpl::FinishPredictJob(const std::shared_ptr<PredictJob>& 
   job->call->Finish(absl::OkStatus(), timing);
 }
 
-grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(grpc::CallbackServerContext* context,
-                                                         const cropshield::v1::ExplainRequest* request,
-                                                         cropshield::v1::ExplainResponse* response) {
+grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(
+    grpc::CallbackServerContext* context, const cropshield::v1::ExplainRequest* request,
+    cropshield::v1::ExplainResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   auto call =
@@ -403,45 +431,15 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(grpc::CallbackServerCon
   job->key = cache::CacheKey{job->model->name(), job->model->version(), high, low,
                              ExplainCacheVariant(job->plan)};
   if (!request->bypass_cache()) {
-    auto respond = [call, request, response](absl::StatusOr<cache::Value> value) {
-      if (!value.ok()) return call->Finish(value.status());
-      if (!response->ParseFromString(**value)) {
-        return call->Finish(absl::InternalError("corrupt cached Explain response"));
-      }
-      response->set_cached(true);
-      response->set_request_id(request->request_id());
-      response->mutable_timing()->set_total_us(call->received.ElapsedMicros());
-      call->Finish(absl::OkStatus());
-    };
-    cache::ShardedLruCache::Lookup lookup = explain_cache_->GetOrJoin(job->key, respond);
-    if (lookup.role == cache::ShardedLruCache::Role::kHit) {
-      respond(lookup.value);
-      return reactor;
-    }
-    if (lookup.role == cache::ShardedLruCache::Role::kFollower) return reactor;
+    if (AnswerFromCache(explain_cache_.get(), job->key, call, request, response)) return reactor;
     job->leader = true;
   }
 
-  auto prepare = [this, job, context]() {
-    job->queue_us = job->call->received.ElapsedMicros();
-    if (!job->leader) {
-      absl::Status alive = CheckCallAlive(context);
-      if (!alive.ok()) return FinishExplainJob(job, alive);
-    }
-    absl::StatusOr<PreparedImage> prepared =
-        PrepareImage(*job->model, job->request->image().data(), options_.limits);
-    if (!prepared.ok()) return FinishExplainJob(job, prepared.status());
-    job->prepared = *std::move(prepared);
-    job->batch_wait = Stopwatch();
-    if (!explain_batcher_->TrySubmit(job)) {
-      metrics_->CountRejected("explain_batcher");
-      FinishExplainJob(job, QueueFull(options_.queue_capacity));
-    }
-  };
-  if (!executor_->TrySubmit(std::move(prepare))) {
-    metrics_->CountRejected("executor");
-    FinishExplainJob(job, QueueFull(options_.queue_capacity));
-  }
+  job->context = context;
+  PrepareThenBatch(job, explain_batcher_.get(), "explain_batcher",
+                   [this](const std::shared_ptr<ExplainJob>& j, const absl::Status& status) {
+                     FinishExplainJob(j, status);
+                   });
   return reactor;
 }
 
@@ -473,9 +471,9 @@ void CropShieldServiceImpl::RunExplainBatch(std::vector<std::shared_ptr<ExplainJ
       job->inference_us = timing.backbone_us;
       job->explain_us = timing.cam_us;
       auto render = [this, job]() {
-        absl::Status rendered =
-            RenderExplainResponse(*job->model, job->plan, job->prepared, job->request->image().data(),
-                                  options_.limits, job->cam, job->response);
+        absl::Status rendered = RenderExplainResponse(*job->model, job->plan, job->prepared,
+                                                      job->request->image().data(), options_.limits,
+                                                      job->cam, job->response);
         if (!rendered.ok()) return FinishExplainJob(job, rendered);
         const int64_t encode_us = job->response->timing().encode_us();
         job->response->clear_timing();
@@ -523,7 +521,8 @@ void FillCacheStats(const cache::CacheStats& in, cropshield::v1::CacheStats* out
     cropshield::v1::CacheStats* s = out->add_shards();
     s->set_entries(shard.entries);
     s->set_bytes(shard.bytes);
-    s->set_capacity_bytes(in.shards.empty() ? 0 : in.capacity_bytes / static_cast<int64_t>(in.shards.size()));
+    s->set_capacity_bytes(
+        in.shards.empty() ? 0 : in.capacity_bytes / static_cast<int64_t>(in.shards.size()));
     s->set_hits(shard.hits);
     s->set_misses(shard.misses);
     s->set_evictions(shard.evictions);
@@ -542,7 +541,8 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
   CallState call{Rpc::kClearCache, reactor, Stopwatch(), &stats_, &in_flight_, "", metrics_.get()};
   std::string authorization;
   auto it = context->client_metadata().find("authorization");
-  if (it != context->client_metadata().end()) authorization.assign(it->second.data(), it->second.size());
+  if (it != context->client_metadata().end())
+    authorization.assign(it->second.data(), it->second.size());
   absl::Status allowed = AuthorizeAdmin(options_.admin_token, authorization, context->peer());
   if (!allowed.ok()) {
     CS_LOG_WARNING("ClearCache refused for peer ", context->peer(), ": ", allowed.message());
@@ -577,18 +577,21 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
     response->set_predict_entries_freed(freed.entries);
     response->set_predict_bytes_freed(freed.bytes);
   }
-  CS_LOG_INFO("ClearCache by ", context->peer(), request->has_model() ? absl::StrCat(
-                  " for ", model_name, " version ", version == 0 ? "all" : absl::StrCat(version)) : "",
+  CS_LOG_INFO("ClearCache by ", context->peer(),
+              request->has_model() ? absl::StrCat(" for ", model_name, " version ",
+                                                  version == 0 ? "all" : absl::StrCat(version))
+                                   : "",
               ": explain ", response->explain_entries_freed(), " entries / ",
-              response->explain_bytes_freed(), " bytes, predict ", response->predict_entries_freed(),
-              " entries / ", response->predict_bytes_freed(), " bytes freed");
+              response->explain_bytes_freed(), " bytes, predict ",
+              response->predict_entries_freed(), " entries / ", response->predict_bytes_freed(),
+              " bytes freed");
   call.Finish(absl::OkStatus());
   return reactor;
 }
 
-grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(grpc::CallbackServerContext* context,
-                                                       const cropshield::v1::StatsRequest* /*request*/,
-                                                       cropshield::v1::StatsResponse* response) {
+grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(
+    grpc::CallbackServerContext* context, const cropshield::v1::StatsRequest* /*request*/,
+    cropshield::v1::StatsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   CallState call{Rpc::kStats, reactor, Stopwatch(), &stats_, &in_flight_, "", metrics_.get()};
@@ -602,7 +605,8 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(grpc::CallbackServerConte
     for (const std::string& label : model->metadata().labels()) info->add_labels(label);
   }
   FillCacheStats(explain_cache_->Stats(), response->mutable_explain_cache());
-  if (predict_cache_ != nullptr) FillCacheStats(predict_cache_->Stats(), response->mutable_predict_cache());
+  if (predict_cache_ != nullptr)
+    FillCacheStats(predict_cache_->Stats(), response->mutable_predict_cache());
   // This call itself is in flight; report the others.
   response->set_in_flight(std::max<int64_t>(0, in_flight_.load(std::memory_order_relaxed) - 1));
   call.Finish(absl::OkStatus());

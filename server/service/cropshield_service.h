@@ -83,10 +83,16 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
  private:
   CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models);
 
+  // Decodes and preprocesses `job` on a worker, then queues it on `batcher`; `fail(job, status)`
+  // finishes it on any error or full queue.
+  template <typename Job, typename Fail>
+  void PrepareThenBatch(const std::shared_ptr<Job>& job, Batcher<std::shared_ptr<Job>>* batcher,
+                        const char* batcher_name, Fail fail);
   void RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> jobs);
   void FinishPredictJob(const std::shared_ptr<PredictJob>& job, const absl::Status& status);
   void RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs);
-  void FinishExplainJob(const std::shared_ptr<ExplainJob>& job, absl::StatusOr<cache::Value> result);
+  void FinishExplainJob(const std::shared_ptr<ExplainJob>& job,
+                        absl::StatusOr<cache::Value> result);
 
   const ServiceOptions options_;
   const ModelRegistry* const models_;

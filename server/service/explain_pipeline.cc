@@ -97,7 +97,8 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
   if (out.overlay_encoding() == cropshield::v1::IMAGE_ENCODING_UNSPECIFIED) {
     out.set_overlay_encoding(cropshield::v1::IMAGE_ENCODING_PNG);
   } else if (!cropshield::v1::ImageEncoding_IsValid(out.overlay_encoding())) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown overlay_encoding ", out.overlay_encoding()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown overlay_encoding ", out.overlay_encoding()));
   }
   if (out.overlay_alpha() == 0) out.set_overlay_alpha(0.5f);
   if (!(out.overlay_alpha() > 0 && out.overlay_alpha() <= 1)) {
@@ -181,13 +182,15 @@ absl::Status RenderExplainResponse(const engine::Model& model, const ExplainPlan
         CS_ASSIGN_OR_RETURN(full, image::DecodeImage(image_bytes, options));
         photo = &full;
       }
-      CS_ASSIGN_OR_RETURN(std::vector<uint8_t> blended,
-                          explain::OverlayRgb(photo->rgb, photo_map, colormap, out.overlay_alpha()));
+      CS_ASSIGN_OR_RETURN(
+          std::vector<uint8_t> blended,
+          explain::OverlayRgb(photo->rgb, photo_map, colormap, out.overlay_alpha()));
       if (out.overlay_encoding() == cropshield::v1::IMAGE_ENCODING_JPEG) {
         CS_ASSIGN_OR_RETURN(*response->mutable_overlay(),
                             explain::EncodeJpeg(blended, width, height, out.jpeg_quality()));
       } else {
-        CS_ASSIGN_OR_RETURN(*response->mutable_overlay(), explain::EncodePng(blended, width, height, 3));
+        CS_ASSIGN_OR_RETURN(*response->mutable_overlay(),
+                            explain::EncodePng(blended, width, height, 3));
       }
     }
   }

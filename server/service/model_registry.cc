@@ -25,11 +25,13 @@ absl::StatusOr<std::shared_ptr<const engine::Model>> ModelRegistry::Get(
         absl::StrCat("model '", spec.name(), "' is not served (serving '", model->name(), "')"));
   }
   if (spec.version() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("model version must be >= 0, got ", spec.version()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model version must be >= 0, got ", spec.version()));
   }
   if (spec.version() != 0 && spec.version() != model->version()) {
     return absl::NotFoundError(absl::StrCat("model '", model->name(), "' version ", spec.version(),
-                                            " is not served (serving version ", model->version(), ")"));
+                                            " is not served (serving version ", model->version(),
+                                            ")"));
   }
   return model;
 }

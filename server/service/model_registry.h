@@ -23,7 +23,8 @@ class ModelRegistry {
 
   // The model asked for by `spec` (empty name: default; version 0: the loaded one).
   // UNAVAILABLE while no model is loaded; NOT_FOUND for unknown names or versions.
-  absl::StatusOr<std::shared_ptr<const engine::Model>> Get(const cropshield::v1::ModelSpec& spec) const;
+  absl::StatusOr<std::shared_ptr<const engine::Model>> Get(
+      const cropshield::v1::ModelSpec& spec) const;
 
   std::vector<std::shared_ptr<const engine::Model>> All() const;
 

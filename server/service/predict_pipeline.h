@@ -31,7 +31,6 @@ struct PreparedImage {
   int64_t preprocess_us = 0;
 };
 
-
 // INVALID_ARGUMENT for empty or oversized images; cheap, call before queueing.
 absl::Status CheckImageSize(absl::string_view bytes, const ImageLimits& limits);
 
@@ -44,7 +43,6 @@ image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model);
 // Decodes (JPEG at the smallest DCT scale that still serves the resize) and preprocesses.
 absl::StatusOr<PreparedImage> PrepareImage(const engine::Model& model, absl::string_view bytes,
                                            const ImageLimits& limits);
-
 
 // The k most probable classes, highest first (ties by lower index).
 std::vector<cropshield::v1::Prediction> TopK(absl::Span<const float> probabilities, int k,

@@ -6,7 +6,8 @@ namespace cropshield::service {
 namespace {
 
 constexpr const char* kRpcNames[] = {"Predict", "Explain", "ClearCache", "Stats"};
-constexpr const char* kStageNames[] = {"decode", "preprocess", "queue", "inference", "explain", "encode"};
+constexpr const char* kStageNames[] = {"decode",    "preprocess", "queue",
+                                       "inference", "explain",    "encode"};
 
 void AddSummary(const char* name, const LatencyWindow& window, absl::Time now,
                 cropshield::v1::LatencySummary* out) {
@@ -36,9 +37,9 @@ void RequestStats::RecordStage(Stage stage, int64_t micros) {
 
 void RequestStats::RecordTiming(const cropshield::v1::Timing& timing) {
   const std::pair<Stage, int64_t> stages[] = {
-      {Stage::kDecode, timing.decode_us()},       {Stage::kPreprocess, timing.preprocess_us()},
-      {Stage::kQueue, timing.queue_us()},         {Stage::kInference, timing.inference_us()},
-      {Stage::kExplain, timing.explain_us()},     {Stage::kEncode, timing.encode_us()}};
+      {Stage::kDecode, timing.decode_us()},   {Stage::kPreprocess, timing.preprocess_us()},
+      {Stage::kQueue, timing.queue_us()},     {Stage::kInference, timing.inference_us()},
+      {Stage::kExplain, timing.explain_us()}, {Stage::kEncode, timing.encode_us()}};
   for (const auto& [stage, micros] : stages) {
     if (micros > 0) RecordStage(stage, micros);
   }

@@ -61,8 +61,8 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address,
-                                               " (address in use or invalid?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.address, " (address in use or invalid?)"));
   }
   server->SetServing(false);
   return server;

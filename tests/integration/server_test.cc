@@ -4,9 +4,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
-#include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -43,21 +43,36 @@ const std::string kDemoRepository = kSourceDir + "/models/repository";
 const std::string kSamples = kSourceDir + "/models/samples";
 
 const std::vector<std::string> kCropShieldLabels = {
-    "Potato__early_blight", "Potato__healthy", "Potato__late_blight",
-    "Sugarcane__bacterial_blight", "Sugarcane__healthy", "Sugarcane__red_rot",
-    "Sugarcane__red_stripe", "Sugarcane__rust", "Tomato__bacterial_spot", "Tomato__early_blight",
-    "Tomato__healthy", "Tomato__late_blight", "Tomato__leaf_mold", "Tomato__mosaic_virus",
-    "Tomato__septoria_leaf_spot", "Tomato__spider_mites_(two_spotted_spider_mite)",
-    "Tomato__target_spot", "Tomato__yellow_leaf_curl_virus", "Wheat__brown_rust", "Wheat__healthy",
-    "Wheat__septoria", "Wheat__yellow_rust"};
+    "Potato__early_blight",
+    "Potato__healthy",
+    "Potato__late_blight",
+    "Sugarcane__bacterial_blight",
+    "Sugarcane__healthy",
+    "Sugarcane__red_rot",
+    "Sugarcane__red_stripe",
+    "Sugarcane__rust",
+    "Tomato__bacterial_spot",
+    "Tomato__early_blight",
+    "Tomato__healthy",
+    "Tomato__late_blight",
+    "Tomato__leaf_mold",
+    "Tomato__mosaic_virus",
+    "Tomato__septoria_leaf_spot",
+    "Tomato__spider_mites_(two_spotted_spider_mite)",
+    "Tomato__target_spot",
+    "Tomato__yellow_leaf_curl_virus",
+    "Wheat__brown_rust",
+    "Wheat__healthy",
+    "Wheat__septoria",
+    "Wheat__yellow_rust"};
 
 // models/samples/labels.json: {"file.jpg": {"class_index": i, "label": "..."}, ...}
 std::map<std::string, std::string> SampleLabels() {
   const std::string json = ReadFileOrDie(kSamples + "/labels.json");
   std::map<std::string, std::string> labels;
   const std::regex entry("\"([^\"]+\\.jpg)\"\\s*:\\s*\\{[^}]*\"label\"\\s*:\\s*\"([^\"]+)\"");
-  for (auto it = std::sregex_iterator(json.begin(), json.end(), entry); it != std::sregex_iterator();
-       ++it) {
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), entry);
+       it != std::sregex_iterator(); ++it) {
     labels[(*it)[1]] = (*it)[2];
   }
   return labels;
@@ -67,8 +82,8 @@ std::unique_ptr<v1::CropShieldService::Stub> MakeStub(const ServerProcess& serve
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(64 << 20);
   args.SetMaxReceiveMessageSize(64 << 20);
-  return v1::CropShieldService::NewStub(grpc::CreateCustomChannel(
-      server.address(), grpc::InsecureChannelCredentials(), args));
+  return v1::CropShieldService::NewStub(
+      grpc::CreateCustomChannel(server.address(), grpc::InsecureChannelCredentials(), args));
 }
 
 grpc::Status CallPredict(v1::CropShieldService::Stub* stub, const v1::PredictRequest& request,
@@ -161,9 +176,9 @@ TEST_F(ServerTest, PredictRanksAllTwentyTwoLabelsAndGetsSamplesRight) {
     EXPECT_GT(response.image_width(), 0);
     EXPECT_GT(response.timing().decode_us(), 0);
     EXPECT_GT(response.timing().inference_us(), 0);
-    EXPECT_GE(response.timing().total_us(),
-              response.timing().decode_us() + response.timing().preprocess_us() +
-                  response.timing().inference_us());
+    EXPECT_GE(response.timing().total_us(), response.timing().decode_us() +
+                                                response.timing().preprocess_us() +
+                                                response.timing().inference_us());
   }
 }
 
@@ -268,14 +283,14 @@ TEST_F(ServerTest, CliPredictPrintsTableAndJson) {
 TEST_F(ServerTest, CliReportsFailuresWithStatusAndNonZeroExit) {
   const std::string bad = ::testing::TempDir() + "/not_an_image.jpg";
   std::ofstream(bad) << "garbage bytes";
-  CommandResult result = RunCommand(
-      absl::StrCat(kCli, " predict ", bad, " --target=", server_->address()), /*merge_stderr=*/true);
+  CommandResult result =
+      RunCommand(absl::StrCat(kCli, " predict ", bad, " --target=", server_->address()),
+                 /*merge_stderr=*/true);
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.output, HasSubstr("INVALID_ARGUMENT"));
 
-  CommandResult missing = RunCommand(absl::StrCat(kCli, " predict /no/such/file.jpg --target=",
-                                                  server_->address()),
-                                     true);
+  CommandResult missing = RunCommand(
+      absl::StrCat(kCli, " predict /no/such/file.jpg --target=", server_->address()), true);
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_THAT(missing.output, HasSubstr("cannot read"));
 
@@ -318,7 +333,8 @@ TEST(ServerLifecycleTest, SigtermFinishesAcceptedCallsAndExitsZero) {
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   EXPECT_EQ(*exit_code, 0) << (*server)->Log();
   absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(+[](int* d) { return *d == kCalls; }, &done));
+  mu.Await(absl::Condition(
+      +[](int* d) { return *d == kCalls; }, &done));
   for (int i = 0; i < kCalls; ++i) {
     EXPECT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
     EXPECT_EQ(responses[i].predictions_size(), 3);
@@ -434,7 +450,8 @@ TEST_F(ServerTest, ExplainPlacesTheMapOnTheCroppedRegionOfANonSquarePhoto) {
   const double scale = static_cast<double>(shorter) / 256.0;
   const int resized_long = static_cast<int>(256.0 * longer / shorter);
   // torchvision rounds the crop offset with Python's round(): ties to even, as std::nearbyint.
-  const double crop_long_offset = std::nearbyint((resized_long - 224) / 2.0) * longer / resized_long;
+  const double crop_long_offset =
+      std::nearbyint((resized_long - 224) / 2.0) * longer / resized_long;
   const double crop_long_extent = 224.0 * longer / resized_long;
   const v1::CropBox& box = response.crop_box();
   if (width > height) {
@@ -492,7 +509,8 @@ TEST_F(ServerTest, ConcurrentIdenticalExplainsAreComputedOnce) {
     });
   }
   absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(+[](int* d) { return *d == kCalls; }, &done));
+  mu.Await(absl::Condition(
+      +[](int* d) { return *d == kCalls; }, &done));
   int computed = 0;
   for (int i = 0; i < kCalls; ++i) {
     ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
@@ -549,7 +567,8 @@ TEST_F(ServerTest, StatsFiguresMoveAsTrafficFlows) {
   EXPECT_EQ(after.rpcs(0).errors_by_code().at("INVALID_ARGUMENT"),
             (before.rpcs(0).errors_by_code().count("INVALID_ARGUMENT")
                  ? before.rpcs(0).errors_by_code().at("INVALID_ARGUMENT")
-                 : 0) + 1);
+                 : 0) +
+                1);
   EXPECT_EQ(after.rpc_latency(0).name(), "Predict");
   EXPECT_GT(after.rpc_latency(0).count(), before.rpc_latency(0).count());
   EXPECT_GT(after.rpc_latency(0).p50_us(), 0);
@@ -587,10 +606,12 @@ TEST_F(ServerTest, ExpiredCallsAreDroppedBeforeInference) {
   }
   {
     absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](int* d) { return *d == kCalls; }, &done));
+    mu.Await(absl::Condition(
+        +[](int* d) { return *d == kCalls; }, &done));
   }
   int expired = 0;
-  for (const grpc::Status& s : statuses) expired += s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  for (const grpc::Status& s : statuses)
+    expired += s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
   EXPECT_GE(expired, kCalls - 1);
   // Let the server drain what it had queued, then count the forwards it actually ran.
   v1::StatsResponse after;
@@ -610,7 +631,8 @@ TEST(AdminTest, ClearCacheNeedsTheTokenAndFreesEntries) {
   const std::string token_file = ::testing::TempDir() + "/admin_token";
   std::ofstream(token_file) << "s3cret-token\n";
   auto server = ServerProcess::Start(
-      kServer, {"--model=" + kDemoRepository, "--admin_token_file=" + token_file});
+      kServer, {"--model=" + kDemoRepository, "--admin_token_file=" + token_file,
+                "--predict_cache_bytes=1000000"});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
   EXPECT_THAT((*server)->Log(), ::testing::Not(HasSubstr("s3cret-token")));
@@ -620,6 +642,14 @@ TEST(AdminTest, ClearCacheNeedsTheTokenAndFreesEntries) {
   v1::ExplainResponse explained;
   ASSERT_TRUE(CallExplain(stub.get(), explain, &explained).ok());
   ASSERT_FALSE(explained.cached());
+  // The optional Predict cache (on in this server) answers a repeated photo from memory.
+  v1::PredictResponse predicted;
+  ASSERT_TRUE(CallPredict(stub.get(), RequestFor(explain.image().data()), &predicted).ok());
+  EXPECT_FALSE(predicted.cached());
+  v1::PredictResponse repeated;
+  ASSERT_TRUE(CallPredict(stub.get(), RequestFor(explain.image().data()), &repeated).ok());
+  EXPECT_TRUE(repeated.cached());
+  EXPECT_EQ(repeated.predictions(0).label(), predicted.predictions(0).label());
 
   auto clear = [&stub](const std::string& token, v1::ClearCacheResponse* response) {
     grpc::ClientContext context;
@@ -639,12 +669,13 @@ TEST(AdminTest, ClearCacheNeedsTheTokenAndFreesEntries) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.explain_entries_freed(), 1);
   EXPECT_GT(response.explain_bytes_freed(), 14 * 14 * 4);
+  EXPECT_EQ(response.predict_entries_freed(), 1);
   ASSERT_TRUE(CallExplain(stub.get(), explain, &explained).ok());
   EXPECT_FALSE(explained.cached());
 
   // The CLI reads the token from its flag.
-  CommandResult cli = RunCommand(absl::StrCat(kCli, " clear-cache --token=s3cret-token --target=",
-                                              (*server)->address()));
+  CommandResult cli = RunCommand(
+      absl::StrCat(kCli, " clear-cache --token=s3cret-token --target=", (*server)->address()));
   EXPECT_EQ(cli.exit_code, 0) << cli.output;
   EXPECT_THAT(cli.output, HasSubstr("explain cache: 1 entries"));
   CommandResult denied = RunCommand(
@@ -657,9 +688,9 @@ TEST_F(ServerTest, CliExplainWritesHeatmapOverlayAndRawMapThenHitsTheCache) {
   const std::string file = LargestSample();
   const std::string dir = ::testing::TempDir();
   const std::string command =
-      absl::StrCat(kCli, " explain ", kSamples, "/", file, " --out=", dir, "/heat.png --overlay=",
-                   dir, "/overlay.png --raw=", dir, "/map.npy --method=grad_cam_plus_plus --target=",
-                   server_->address());
+      absl::StrCat(kCli, " explain ", kSamples, "/", file, " --out=", dir,
+                   "/heat.png --overlay=", dir, "/overlay.png --raw=", dir,
+                   "/map.npy --method=grad_cam_plus_plus --target=", server_->address());
   CommandResult first = RunCommand(command);
   EXPECT_EQ(first.exit_code, 0) << first.output;
   EXPECT_THAT(first.output, HasSubstr("computed"));

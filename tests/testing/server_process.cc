@@ -1,6 +1,7 @@
 #include "tests/testing/server_process.h"
 
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,8 +12,6 @@
 #include <regex>
 #include <sstream>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -69,7 +68,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return absl::DeadlineExceededError(absl::StrCat("server never logged its port; log:\n", server->Log()));
+  return absl::DeadlineExceededError(
+      absl::StrCat("server never logged its port; log:\n", server->Log()));
 }
 
 ServerProcess::~ServerProcess() {

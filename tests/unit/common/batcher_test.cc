@@ -24,9 +24,8 @@ struct Recorder {
   void WaitForJobs(int n) {
     absl::MutexLock lock(&mu);
     mu.Await(absl::Condition(
-        +[](std::pair<Recorder*, int>* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return a->first->jobs >= a->second;
-        },
+        +[](std::pair<Recorder*, int>* a)
+             ABSL_NO_THREAD_SAFETY_ANALYSIS { return a->first->jobs >= a->second; },
         new std::pair<Recorder*, int>(this, n)));
   }
 };
@@ -37,7 +36,8 @@ TEST(BatcherTest, ClosesABatchWhenItIsFull) {
   Batcher<int>::Options options;
   options.max_batch_size = 4;
   options.max_delay = absl::Seconds(30);  // never reached: size closes the batch
-  auto batcher = Batcher<int>::Create(options, [&](std::vector<int> b) { recorder.Add(std::move(b)); });
+  auto batcher =
+      Batcher<int>::Create(options, [&](std::vector<int> b) { recorder.Add(std::move(b)); });
   ASSERT_TRUE(batcher.ok());
   const absl::Time start = absl::Now();
   for (int i = 0; i < 8; ++i) ASSERT_TRUE((*batcher)->TrySubmit(i));
@@ -54,7 +54,8 @@ TEST(BatcherTest, ClosesAPartialBatchAfterTheDelay) {
   Batcher<int>::Options options;
   options.max_batch_size = 16;
   options.max_delay = absl::Milliseconds(50);
-  auto batcher = Batcher<int>::Create(options, [&](std::vector<int> b) { recorder.Add(std::move(b)); });
+  auto batcher =
+      Batcher<int>::Create(options, [&](std::vector<int> b) { recorder.Add(std::move(b)); });
   ASSERT_TRUE(batcher.ok());
   const absl::Time start = absl::Now();
   ASSERT_TRUE((*batcher)->TrySubmit(1));

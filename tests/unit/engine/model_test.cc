@@ -1,5 +1,7 @@
 // Model package resolution and the TorchScript engine on real (small) TorchScript packages that
 // tests/testing/make_test_packages.py writes at test time.
+#include "server/engine/model.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -14,7 +16,6 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/engine/model.h"
 #include "server/engine/model_package.h"
 
 namespace cropshield::engine {
@@ -28,9 +29,8 @@ class EngineTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new std::string(
         (fs::temp_directory_path() / absl::StrCat("cropshield_engine_test_", getpid())).string());
-    const std::string command =
-        absl::StrCat(CROPSHIELD_PYTHON, " ", CROPSHIELD_SOURCE_DIR,
-                     "/tests/testing/make_test_packages.py ", *dir_);
+    const std::string command = absl::StrCat(CROPSHIELD_PYTHON, " ", CROPSHIELD_SOURCE_DIR,
+                                             "/tests/testing/make_test_packages.py ", *dir_);
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
     ConfigureTorchRuntime(1);
   }
@@ -100,17 +100,19 @@ TEST_P(BrokenPackageTest, IsRefusedWithMessageNamingTheProblem) {
   EXPECT_THAT(std::string(status.message()), HasSubstr(c.message));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, BrokenPackageTest,
-    ::testing::Values(BrokenCase{"missing_labels", "'labels'"},
-                      BrokenCase{"missing_grad_cam", "'grad_cam'"},
-                      BrokenCase{"label_count", "21 labels"},
-                      BrokenCase{"corrupt_torchscript", "cannot load TorchScript model"},
-                      BrokenCase{"hash_mismatch", "content hash"},
-                      BrokenCase{"unknown_field", "colour"},
-                      BrokenCase{"no_head_method", "no method 'classifier'"},
-                      BrokenCase{"bad_json", "not valid JSON"}),
-    [](const ::testing::TestParamInfo<BrokenCase>& info) { return std::string(info.param.directory); });
+INSTANTIATE_TEST_SUITE_P(Cases, BrokenPackageTest,
+                         ::testing::Values(BrokenCase{"missing_labels", "'labels'"},
+                                           BrokenCase{"missing_grad_cam", "'grad_cam'"},
+                                           BrokenCase{"label_count", "21 labels"},
+                                           BrokenCase{"corrupt_torchscript",
+                                                      "cannot load TorchScript model"},
+                                           BrokenCase{"hash_mismatch", "content hash"},
+                                           BrokenCase{"unknown_field", "colour"},
+                                           BrokenCase{"no_head_method", "no method 'classifier'"},
+                                           BrokenCase{"bad_json", "not valid JSON"}),
+                         [](const ::testing::TestParamInfo<BrokenCase>& info) {
+                           return std::string(info.param.directory);
+                         });
 
 TEST_F(EngineTest, ClassifyMatchesPythonProbabilities) {
   auto package = ResolveModelPackage(Path("repo/tiny/2"));
@@ -129,7 +131,8 @@ TEST_F(EngineTest, ClassifyMatchesPythonProbabilities) {
   in.read(reinterpret_cast<char*>(input.data()), static_cast<std::streamsize>(input.size() * 4));
   ASSERT_TRUE(in.good());
   std::ifstream expected_file(Path("expected.json"));
-  std::string json((std::istreambuf_iterator<char>(expected_file)), std::istreambuf_iterator<char>());
+  std::string json((std::istreambuf_iterator<char>(expected_file)),
+                   std::istreambuf_iterator<char>());
   // {"probabilities": [p0, p1, ...]}
   std::vector<float> expected;
   const char* cursor = json.c_str() + json.find('[') + 1;

@@ -17,7 +17,8 @@ TEST(AdminAuthTest, WithoutTokenOnlyLoopbackIsAdmitted) {
 
 TEST(AdminAuthTest, WithTokenTheBearerMustMatchFromAnyPeer) {
   EXPECT_TRUE(AuthorizeAdmin("t0ken", "Bearer t0ken", "ipv4:10.1.2.3:40000").ok());
-  for (const char* header : {"", "t0ken", "Bearer t0ke", "Bearer t0ken2", "bearer t0ken", "Basic t0ken"}) {
+  for (const char* header :
+       {"", "t0ken", "Bearer t0ke", "Bearer t0ken2", "bearer t0ken", "Basic t0ken"}) {
     absl::Status status = AuthorizeAdmin("t0ken", header, "ipv4:127.0.0.1:1");
     EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << header;
     EXPECT_EQ(std::string(status.message()).find("t0ken"), std::string::npos);
