@@ -224,6 +224,30 @@ void CropShieldServiceImpl::Shutdown() {
 
 namespace {
 
+// Splits a batch by model (a batch may straddle a model swap) and ends each job's batch wait.
+template <typename Job>
+std::map<const engine::Model*, std::vector<std::shared_ptr<Job>>> GroupByModel(
+    std::vector<std::shared_ptr<Job>> jobs) {
+  std::map<const engine::Model*, std::vector<std::shared_ptr<Job>>> by_model;
+  for (auto& job : jobs) {
+    job->queue_us += job->batch_wait.ElapsedMicros();
+    by_model[job->model.get()].push_back(std::move(job));
+  }
+  return by_model;
+}
+
+// The group's model inputs back to back. A batch of one uses its input in place (no copy).
+template <typename Job>
+absl::Span<const float> BatchInputs(const std::vector<std::shared_ptr<Job>>& group,
+                                    std::vector<float>* storage) {
+  if (group.size() == 1) return group.front()->prepared.input;
+  storage->reserve(group.size() * group.front()->prepared.input.size());
+  for (const auto& job : group) {
+    storage->insert(storage->end(), job->prepared.input.begin(), job->prepared.input.end());
+  }
+  return *storage;
+}
+
 // Answers a call from `cache` when it can: true when the call is answered now (hit) or will be when
 // an identical computation in flight completes (follower); false when the caller leads the flight
 // and must compute, then Complete the key.
@@ -250,6 +274,25 @@ bool AnswerFromCache(cache::ShardedLruCache* cache, const cache::CacheKey& key,
 }
 
 }  // namespace
+
+std::shared_ptr<CallState> CropShieldServiceImpl::StartCall(Rpc rpc,
+                                                            grpc::ServerUnaryReactor* reactor,
+                                                            std::string request_id) {
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  return std::make_shared<CallState>(CallState{rpc, reactor, Stopwatch(), &stats_, &in_flight_,
+                                               std::move(request_id), metrics_.get()});
+}
+
+absl::StatusOr<std::shared_ptr<const engine::Model>> CropShieldServiceImpl::ModelForCall(
+    const cropshield::v1::ModelSpec& spec, CallState& call) {
+  absl::StatusOr<std::shared_ptr<const engine::Model>> model = models_->Get(spec);
+  if (!model.ok()) {
+    call.Finish(model.status());
+  } else {
+    call.model = (*model)->name();
+  }
+  return model;
+}
 
 template <typename Job, typename Fail>
 void CropShieldServiceImpl::PrepareThenBatch(const std::shared_ptr<Job>& job,
@@ -282,17 +325,10 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(
     grpc::CallbackServerContext* context, const cropshield::v1::PredictRequest* request,
     cropshield::v1::PredictResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
-  auto call =
-      std::make_shared<CallState>(CallState{Rpc::kPredict, reactor, Stopwatch(), &stats_,
-                                            &in_flight_, request->request_id(), metrics_.get()});
-
-  absl::StatusOr<std::shared_ptr<const engine::Model>> model = models_->Get(request->model());
-  if (!model.ok()) {
-    call->Finish(model.status());
-    return reactor;
-  }
-  call->model = (*model)->name();
+  std::shared_ptr<CallState> call = StartCall(Rpc::kPredict, reactor, request->request_id());
+  absl::StatusOr<std::shared_ptr<const engine::Model>> model =
+      ModelForCall(request->model(), *call);
+  if (!model.ok()) return reactor;
   absl::StatusOr<int> top_k = ResolveTopK(request->top_k(), (*model)->num_classes());
   absl::Status valid =
       top_k.ok() ? CheckImageSize(request->image().data(), options_.limits) : top_k.status();
@@ -330,25 +366,22 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(
 
 void CropShieldServiceImpl::RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> jobs) {
   // Calls cancelled or past their deadline while queued are dropped before inference.
-  std::map<const engine::Model*, std::vector<std::shared_ptr<PredictJob>>> by_model;
+  std::vector<std::shared_ptr<PredictJob>> alive_jobs;
   for (auto& job : jobs) {
-    job->queue_us += job->batch_wait.ElapsedMicros();
     if (!job->leader) {
       absl::Status alive = CheckCallAlive(job->context);
       if (!alive.ok()) {
+        job->queue_us += job->batch_wait.ElapsedMicros();
         FinishPredictJob(job, alive);
         continue;
       }
     }
-    by_model[job->model.get()].push_back(std::move(job));
+    alive_jobs.push_back(std::move(job));
   }
-  for (auto& [model, group] : by_model) {
+  for (auto& [model, group] : GroupByModel(std::move(alive_jobs))) {
     const int batch = static_cast<int>(group.size());
-    std::vector<float> inputs;
-    inputs.reserve(static_cast<size_t>(batch) * static_cast<size_t>(model->input_elements()));
-    for (const auto& job : group) {
-      inputs.insert(inputs.end(), job->prepared.input.begin(), job->prepared.input.end());
-    }
+    std::vector<float> storage;
+    absl::Span<const float> inputs = BatchInputs(group, &storage);
     std::vector<float> probabilities(static_cast<size_t>(batch) * model->num_classes());
     Stopwatch inference;
     absl::Status status = model->Classify(inputs, batch, absl::MakeSpan(probabilities));
@@ -402,17 +435,10 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(
     grpc::CallbackServerContext* context, const cropshield::v1::ExplainRequest* request,
     cropshield::v1::ExplainResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
-  auto call =
-      std::make_shared<CallState>(CallState{Rpc::kExplain, reactor, Stopwatch(), &stats_,
-                                            &in_flight_, request->request_id(), metrics_.get()});
-
-  absl::StatusOr<std::shared_ptr<const engine::Model>> model = models_->Get(request->model());
-  if (!model.ok()) {
-    call->Finish(model.status());
-    return reactor;
-  }
-  call->model = (*model)->name();
+  std::shared_ptr<CallState> call = StartCall(Rpc::kExplain, reactor, request->request_id());
+  absl::StatusOr<std::shared_ptr<const engine::Model>> model =
+      ModelForCall(request->model(), *call);
+  if (!model.ok()) return reactor;
   absl::StatusOr<ExplainPlan> plan = PlanExplain(*request, **model);
   absl::Status valid =
       plan.ok() ? CheckImageSize(request->image().data(), options_.limits) : plan.status();
@@ -444,21 +470,12 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(
 }
 
 void CropShieldServiceImpl::RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs) {
-  // A batch may straddle a model swap: compute each model's jobs together.
-  std::map<const engine::Model*, std::vector<std::shared_ptr<ExplainJob>>> by_model;
-  for (auto& job : jobs) {
-    job->queue_us += job->batch_wait.ElapsedMicros();
-    by_model[job->model.get()].push_back(std::move(job));
-  }
-  for (auto& [model, group] : by_model) {
+  for (auto& [model, group] : GroupByModel(std::move(jobs))) {
     metrics_->ObserveBatchSize("explain", static_cast<int>(group.size()));
-    std::vector<float> inputs;
-    inputs.reserve(group.size() * static_cast<size_t>(model->input_elements()));
+    std::vector<float> storage;
+    absl::Span<const float> inputs = BatchInputs(group, &storage);
     std::vector<engine::CamRequest> requests;
-    for (const auto& job : group) {
-      inputs.insert(inputs.end(), job->prepared.input.begin(), job->prepared.input.end());
-      requests.push_back({job->plan.target_class, job->plan.method});
-    }
+    for (const auto& job : group) requests.push_back({job->plan.target_class, job->plan.method});
     engine::ExplainTiming timing;
     absl::StatusOr<std::vector<engine::CamResult>> cams = model->Explain(inputs, requests, &timing);
     for (size_t i = 0; i < group.size(); ++i) {
@@ -537,8 +554,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
     grpc::CallbackServerContext* context, const cropshield::v1::ClearCacheRequest* request,
     cropshield::v1::ClearCacheResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
-  CallState call{Rpc::kClearCache, reactor, Stopwatch(), &stats_, &in_flight_, "", metrics_.get()};
+  std::shared_ptr<CallState> call = StartCall(Rpc::kClearCache, reactor, "");
   std::string authorization;
   auto it = context->client_metadata().find("authorization");
   if (it != context->client_metadata().end())
@@ -546,7 +562,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
   absl::Status allowed = AuthorizeAdmin(options_.admin_token, authorization, context->peer());
   if (!allowed.ok()) {
     CS_LOG_WARNING("ClearCache refused for peer ", context->peer(), ": ", allowed.message());
-    call.Finish(allowed);
+    call->Finish(allowed);
     return reactor;
   }
   const bool both = !request->explain_cache() && !request->predict_cache();
@@ -558,7 +574,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
     if (model_name.empty()) {
       auto current = models_->Get(cropshield::v1::ModelSpec());
       if (!current.ok()) {
-        call.Finish(current.status());
+        call->Finish(current.status());
         return reactor;
       }
       model_name = (*current)->name();
@@ -585,7 +601,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
               response->explain_bytes_freed(), " bytes, predict ",
               response->predict_entries_freed(), " entries / ", response->predict_bytes_freed(),
               " bytes freed");
-  call.Finish(absl::OkStatus());
+  call->Finish(absl::OkStatus());
   return reactor;
 }
 
@@ -593,8 +609,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(
     grpc::CallbackServerContext* context, const cropshield::v1::StatsRequest* /*request*/,
     cropshield::v1::StatsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
-  CallState call{Rpc::kStats, reactor, Stopwatch(), &stats_, &in_flight_, "", metrics_.get()};
+  std::shared_ptr<CallState> call = StartCall(Rpc::kStats, reactor, "");
   stats_.Fill(response);
   for (const auto& model : models_->All()) {
     cropshield::v1::ModelInfo* info = response->add_models();
@@ -609,7 +624,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(
     FillCacheStats(predict_cache_->Stats(), response->mutable_predict_cache());
   // This call itself is in flight; report the others.
   response->set_in_flight(std::max<int64_t>(0, in_flight_.load(std::memory_order_relaxed) - 1));
-  call.Finish(absl::OkStatus());
+  call->Finish(absl::OkStatus());
   return reactor;
 }
 

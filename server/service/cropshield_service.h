@@ -49,6 +49,7 @@ struct ServiceOptions {
   std::string admin_token;
 };
 
+struct CallState;
 struct ExplainJob;
 struct PredictJob;
 
@@ -83,6 +84,12 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
  private:
   CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models);
 
+  // Counts the call in flight; the returned state finishes it exactly once.
+  std::shared_ptr<CallState> StartCall(Rpc rpc, grpc::ServerUnaryReactor* reactor,
+                                       std::string request_id);
+  // The model `spec` asks for; on error the call is finished with it.
+  absl::StatusOr<std::shared_ptr<const engine::Model>> ModelForCall(
+      const cropshield::v1::ModelSpec& spec, CallState& call);
   // Decodes and preprocesses `job` on a worker, then queues it on `batcher`; `fail(job, status)`
   // finishes it on any error or full queue.
   template <typename Job, typename Fail>

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -98,6 +99,56 @@ v1::PredictRequest RequestFor(const std::string& bytes, int top_k = 0) {
   request.mutable_image()->set_data(bytes);
   request.set_top_k(top_k);
   return request;
+}
+
+// `n` identical asynchronous calls issued at once; Wait() blocks until every one has finished.
+template <typename Request, typename Response>
+class ConcurrentCalls {
+ public:
+  using Start = std::function<void(grpc::ClientContext*, const Request*, Response*,
+                                   std::function<void(grpc::Status)>)>;
+
+  ConcurrentCalls(int n, Request request, std::chrono::milliseconds deadline, const Start& start)
+      : request_(std::move(request)), statuses_(n), responses_(n) {
+    for (int i = 0; i < n; ++i) {
+      contexts_.push_back(std::make_unique<grpc::ClientContext>());
+      contexts_.back()->set_deadline(std::chrono::system_clock::now() + deadline);
+      start(contexts_.back().get(), &request_, &responses_[i], [this, i](grpc::Status status) {
+        absl::MutexLock lock(&mu_);
+        statuses_[i] = std::move(status);
+        ++done_;
+      });
+    }
+  }
+
+  const std::vector<grpc::Status>& Wait() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](ConcurrentCalls* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return self->done_ == static_cast<int>(self->statuses_.size());
+        },
+        this));
+    return statuses_;
+  }
+  const std::vector<Response>& responses() const { return responses_; }
+
+ private:
+  const Request request_;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts_;
+  absl::Mutex mu_;
+  int done_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<grpc::Status> statuses_;
+  std::vector<Response> responses_;
+};
+
+using ConcurrentPredicts = ConcurrentCalls<v1::PredictRequest, v1::PredictResponse>;
+using ConcurrentExplains = ConcurrentCalls<v1::ExplainRequest, v1::ExplainResponse>;
+
+ConcurrentPredicts::Start AsyncPredict(v1::CropShieldService::Stub* stub) {
+  return [stub](grpc::ClientContext* context, const v1::PredictRequest* request,
+                v1::PredictResponse* response, std::function<void(grpc::Status)> done) {
+    stub->async()->Predict(context, request, response, std::move(done));
+  };
 }
 
 class ServerTest : public ::testing::Test {
@@ -312,32 +363,17 @@ TEST(ServerLifecycleTest, SigtermFinishesAcceptedCallsAndExitsZero) {
   const std::string jpeg = ReadFileOrDie(kSamples + "/" + SampleLabels().begin()->first);
 
   constexpr int kCalls = 12;
-  absl::Mutex mu;
-  int done = 0;
-  std::vector<grpc::Status> statuses(kCalls);
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<v1::PredictResponse> responses(kCalls);
-  const v1::PredictRequest request = RequestFor(jpeg);
-  for (int i = 0; i < kCalls; ++i) {
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    stub->async()->Predict(contexts.back().get(), &request, &responses[i],
-                           [&, i](grpc::Status status) {
-                             absl::MutexLock lock(&mu);
-                             statuses[i] = status;
-                             ++done;
-                           });
-  }
+  ConcurrentPredicts calls(kCalls, RequestFor(jpeg), std::chrono::seconds(120),
+                           AsyncPredict(stub.get()));
   // Let the calls reach the server's queue, then ask it to stop while most are still waiting.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto exit_code = (*server)->StopWith(SIGTERM, std::chrono::seconds(60));
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   EXPECT_EQ(*exit_code, 0) << (*server)->Log();
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(
-      +[](int* d) { return *d == kCalls; }, &done));
+  const std::vector<grpc::Status>& statuses = calls.Wait();
   for (int i = 0; i < kCalls; ++i) {
     EXPECT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
-    EXPECT_EQ(responses[i].predictions_size(), 3);
+    EXPECT_EQ(calls.responses()[i].predictions_size(), 3);
   }
   EXPECT_THAT((*server)->Log(), HasSubstr("received SIGTERM"));
 }
@@ -495,22 +531,14 @@ TEST_F(ServerTest, ConcurrentIdenticalExplainsAreComputedOnce) {
   request.mutable_image()->set_data(ReadFileOrDie(kSamples + "/" + SampleLabels().rbegin()->first));
   request.set_method(v1::EXPLAIN_METHOD_HIRES_CAM);
   constexpr int kCalls = 16;
-  absl::Mutex mu;
-  int done = 0;
-  std::vector<grpc::Status> statuses(kCalls);
-  std::vector<v1::ExplainResponse> responses(kCalls);
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  for (int i = 0; i < kCalls; ++i) {
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    stub->async()->Explain(contexts.back().get(), &request, &responses[i], [&, i](grpc::Status s) {
-      absl::MutexLock lock(&mu);
-      statuses[i] = s;
-      ++done;
-    });
-  }
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(
-      +[](int* d) { return *d == kCalls; }, &done));
+  ConcurrentExplains calls(
+      kCalls, request, std::chrono::seconds(120),
+      [&stub](grpc::ClientContext* context, const v1::ExplainRequest* r, v1::ExplainResponse* out,
+              std::function<void(grpc::Status)> done) {
+        stub->async()->Explain(context, r, out, std::move(done));
+      });
+  const std::vector<grpc::Status>& statuses = calls.Wait();
+  const std::vector<v1::ExplainResponse>& responses = calls.responses();
   int computed = 0;
   for (int i = 0; i < kCalls; ++i) {
     ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
@@ -590,25 +618,8 @@ TEST_F(ServerTest, ExpiredCallsAreDroppedBeforeInference) {
   // Deadlines far shorter than decoding a large photo: every call expires while queued.
   const v1::PredictRequest request = RequestFor(ReadFileOrDie(kSamples + "/" + LargestSample()));
   constexpr int kCalls = 24;
-  absl::Mutex mu;
-  int done = 0;
-  std::vector<grpc::Status> statuses(kCalls);
-  std::vector<v1::PredictResponse> responses(kCalls);
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  for (int i = 0; i < kCalls; ++i) {
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(3));
-    stub->async()->Predict(contexts.back().get(), &request, &responses[i], [&, i](grpc::Status s) {
-      absl::MutexLock lock(&mu);
-      statuses[i] = s;
-      ++done;
-    });
-  }
-  {
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(
-        +[](int* d) { return *d == kCalls; }, &done));
-  }
+  ConcurrentPredicts calls(kCalls, request, std::chrono::milliseconds(3), AsyncPredict(stub.get()));
+  const std::vector<grpc::Status>& statuses = calls.Wait();
   int expired = 0;
   for (const grpc::Status& s : statuses)
     expired += s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
