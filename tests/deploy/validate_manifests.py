@@ -1,0 +1,648 @@
+#!/usr/bin/env python3
+"""Renders deploy/k8s (base and every overlay) without kubectl and checks it against the real server.
+
+Rendering is the subset of kustomize the manifests use: resources (files and directories),
+configMapGenerator (files, literals; behavior create/replace/merge), patches (strategic merge by
+kind + name; lists of containers/volumes/env by name, ports by containerPort, volumeMounts by
+mountPath, other lists replaced; null deletes a key), images (newName/newTag/digest) and namespace.
+Any other kustomization field is an error, so the renderer cannot silently diverge from kustomize.
+
+Checks on every rendered variant:
+  * every manifest has apiVersion, kind and metadata.name; one Deployment; its selector matches
+    its pod labels;
+  * the server container's command is the image's ENTRYPOINT binary (deploy/docker/Dockerfile.*),
+    its flags (args plus --flagfile, resolved through the volume mount to the generated ConfigMap)
+    are all flags of the real `cropshield-server --helpfull`, and each value parses for the flag's
+    type (inferred from its default) and is accepted by the real binary's flag parser;
+  * container ports named grpc and metrics are the ports of --address and --metrics_address (flag or
+    default); probes use those ports (grpc probes on the gRPC port, httpGet on /healthz of the
+    metrics port, exec probes `cropshield health` with real CLI flags);
+  * terminationGracePeriodSeconds >= preStop sleep + --drain_delay_ms + --shutdown_grace_ms;
+  * the image is the one the Dockerfile of that variant is tagged (ref.name label): cpu for base,
+    cuda for overlays whose flags say --device=cuda, which must also request nvidia.com/gpu;
+  * non-root: runAsNonRoot, runAsUser = the Dockerfile's USER, readOnlyRootFilesystem, no privilege
+    escalation, a writable /tmp; the admin token comes from a Secret (env or --admin_token_file);
+  * every Service's selector matches the pod labels and its targetPorts exist on the container;
+    a headless Service (clusterIP: None) exposes the gRPC port;
+  * the ServiceMonitor selects exactly one Service, scrapes a port name of that Service at /metrics,
+    and its jobLabel gives the job name deploy/prometheus uses;
+  * the PodDisruptionBudget selects the pods; the HPA targets the Deployment, and any Pods/Object
+    metric it uses is a metric family the server exports (server/metrics sources).
+With --kubectl, also renders with `kubectl kustomize` and compares (by hand only: CI has no kubectl).
+
+usage: validate_manifests.py --server BUILD/server/cropshield-server --cli BUILD/client/cropshield
+                             [--root REPO] [--k8s DIR] [--kubectl]
+"""
+import argparse
+import copy
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import check_dockerfiles  # noqa: E402
+
+DEFAULT_ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+SUPPORTED_KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "resources", "configMapGenerator", "patches",
+                                  "images", "namespace"}
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name", "env": "name",
+              "envFrom": None, "ports": "containerPort", "volumeMounts": "mountPath",
+              "imagePullSecrets": "name"}
+SERVER_CONTAINER = "server"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class RenderError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def load_yaml_docs(path):
+    with open(path) as f:
+        try:
+            return [d for d in yaml.safe_load_all(f) if d is not None]
+        except yaml.YAMLError as e:
+            raise RenderError(f"{path}: not valid YAML: {e}")
+
+
+def strategic_merge(base, patch, key=None):
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for k, v in patch.items():
+            if k.startswith("$patch") or k.startswith("$setElementOrder"):
+                raise RenderError(f"unsupported strategic merge directive {k}")
+            if v is None:
+                out.pop(k, None)
+            elif k in out:
+                out[k] = strategic_merge(out[k], v, k)
+            else:
+                out[k] = copy.deepcopy(v)
+        return out
+    if isinstance(base, list) and isinstance(patch, list) and MERGE_KEYS.get(key):
+        merge_key = MERGE_KEYS[key]
+        out = [copy.deepcopy(item) for item in base]
+        for item in patch:
+            match = next((i for i, b in enumerate(out) if isinstance(b, dict) and isinstance(item, dict)
+                          and b.get(merge_key) == item.get(merge_key)), None)
+            if match is None:
+                out.append(copy.deepcopy(item))
+            else:
+                out[match] = strategic_merge(out[match], item, None)
+        return out
+    return copy.deepcopy(patch)
+
+
+def generate_configmap(directory, spec):
+    data = {}
+    for entry in spec.get("files", []):
+        key, _, rel = entry.partition("=") if "=" in entry else (os.path.basename(entry), "", entry)
+        with open(os.path.join(directory, rel)) as f:
+            data[key] = f.read()
+    for literal in spec.get("literals", []):
+        k, _, v = literal.partition("=")
+        data[k] = v
+    unsupported = set(spec) - {"name", "files", "literals", "behavior"}
+    if unsupported:
+        raise RenderError(f"{directory}: configMapGenerator fields not supported: {sorted(unsupported)}")
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": spec["name"]}, "data": data}
+
+
+def find(resources, kind, name):
+    return next((r for r in resources if r.get("kind") == kind and r.get("metadata", {}).get("name") == name), None)
+
+
+def set_images(resources, images):
+    for res in resources:
+        spec = res.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("containers", []) + spec.get("initContainers", []):
+            image = container.get("image", "")
+            name = re.split(r"[@]", image)[0]
+            name = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+            for rule in images:
+                if rule["name"] != name:
+                    continue
+                new_name = rule.get("newName", name)
+                if "digest" in rule:
+                    container["image"] = f"{new_name}@{rule['digest']}"
+                else:
+                    tag = rule.get("newTag")
+                    old_tag = image[len(name) + 1:] if image.startswith(name + ":") else None
+                    tag = tag or old_tag
+                    container["image"] = f"{new_name}:{tag}" if tag else new_name
+
+
+def render(directory):
+    """Renders a kustomization directory to a list of resource dicts."""
+    path = os.path.join(directory, "kustomization.yaml")
+    if not os.path.exists(path):
+        raise RenderError(f"{directory}: no kustomization.yaml")
+    k = load_yaml_docs(path)[0]
+    unsupported = set(k) - SUPPORTED_KUSTOMIZATION_FIELDS
+    if unsupported:
+        raise RenderError(f"{path}: fields this renderer does not support: {sorted(unsupported)}")
+    resources = []
+    for entry in k.get("resources", []):
+        target = os.path.normpath(os.path.join(directory, entry))
+        if os.path.isdir(target):
+            resources += render(target)
+        else:
+            resources += load_yaml_docs(target)
+    for spec in k.get("configMapGenerator", []):
+        generated = generate_configmap(directory, spec)
+        behavior = spec.get("behavior", "create")
+        existing = find(resources, "ConfigMap", spec["name"])
+        if behavior == "create":
+            if existing:
+                raise RenderError(f"{path}: ConfigMap {spec['name']} exists already (use behavior)")
+            resources.append(generated)
+        elif existing is None:
+            raise RenderError(f"{path}: behavior {behavior} but no ConfigMap {spec['name']} to change")
+        elif behavior == "replace":
+            existing["data"] = generated["data"]
+        elif behavior == "merge":
+            existing["data"] = {**existing.get("data", {}), **generated["data"]}
+        else:
+            raise RenderError(f"{path}: unknown configMapGenerator behavior {behavior}")
+    for patch_spec in k.get("patches", []):
+        if set(patch_spec) - {"path", "patch"}:
+            raise RenderError(f"{path}: patches entries with {sorted(set(patch_spec) - {'path', 'patch'})} "
+                              "are not supported (strategic merge by kind and name only)")
+        docs = (load_yaml_docs(os.path.join(directory, patch_spec["path"])) if "path" in patch_spec
+                else [d for d in yaml.safe_load_all(patch_spec["patch"]) if d])
+        for patch in docs:
+            kind, name = patch.get("kind"), patch.get("metadata", {}).get("name")
+            target = find(resources, kind, name)
+            if target is None:
+                raise RenderError(f"{path}: patch for {kind}/{name} matches no resource")
+            merged = strategic_merge(target, patch)
+            resources[resources.index(target)] = merged
+    set_images(resources, k.get("images", []))
+    if "namespace" in k:
+        for res in resources:
+            res.setdefault("metadata", {})["namespace"] = k["namespace"]
+    return resources
+
+
+def variants(k8s_dir):
+    """{variant name: directory}: base and each overlays/<name>."""
+    out = {"base": os.path.join(k8s_dir, "base")}
+    overlays = os.path.join(k8s_dir, "overlays")
+    if os.path.isdir(overlays):
+        for name in sorted(os.listdir(overlays)):
+            if os.path.exists(os.path.join(overlays, name, "kustomization.yaml")):
+                out[f"overlays/{name}"] = os.path.join(overlays, name)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Server knowledge
+
+
+def flag_type(default):
+    """Type of an absl flag inferred from its --helpfull default text."""
+    if len(default) >= 2 and default[0] == default[-1] == '"':
+        return "string"
+    if default in ("true", "false"):
+        return "bool"
+    if re.fullmatch(r"-?\d+", default):
+        return "int"
+    if re.fullmatch(r"-?(\d+\.\d*|\d*\.\d+|\d+)([eE][-+]?\d+)?|-?inf|nan", default):
+        return "double"
+    return "string"
+
+
+def value_parses(kind, value):
+    if kind == "bool":
+        return value.lower() in ("true", "false", "t", "f", "yes", "no", "y", "n", "1", "0")
+    if kind == "int":
+        return re.fullmatch(r"[-+]?(\d+|0[xX][0-9a-fA-F]+)", value) is not None
+    if kind == "double":
+        try:
+            float(value)
+            return True
+        except ValueError:
+            return False
+    return True
+
+
+def binary_rejects(server, flags):
+    """Flag errors the real binary's parser reports for these flags (absl parses all flags before
+    acting on --helpshort, so nothing starts)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".flags", delete=False) as f:
+        for name, value in flags.items():
+            f.write(f"--{name}={value}\n")
+        path = f.name
+    try:
+        proc = subprocess.run([server, f"--flagfile={path}", "--helpshort"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=120)
+    finally:
+        os.unlink(path)
+    return [line.strip() for line in proc.stdout.splitlines() if line.startswith("ERROR:")]
+
+
+def server_metric_families(root):
+    names = set()
+    metrics_dir = os.path.join(root, "server", "metrics")
+    for name in os.listdir(metrics_dir):
+        if name.endswith((".cc", ".h")):
+            with open(os.path.join(metrics_dir, name)) as f:
+                names.update(re.findall(r'"(cropshield_[a-z0-9_]+)"', f.read()))
+    return names
+
+
+def prometheus_job_name(root):
+    with open(os.path.join(root, "deploy", "prometheus", "prometheus.yml")) as f:
+        config = yaml.safe_load(f)
+    return config["scrape_configs"][0]["job_name"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def parse_flag_lines(text):
+    """Flags of an absl flagfile: one --name=value per line; blank lines and # comments ignored."""
+    flags, bad = {}, []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r"--?([A-Za-z0-9_]+)(?:=(.*))?", line)
+        if not m:
+            bad.append(line)
+            continue
+        flags[m.group(1)] = m.group(2) if m.group(2) is not None else "true"
+    return flags, bad
+
+
+def labels_match(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def resolve_port(container, port):
+    """Container port number for a probe/Service port (number or name)."""
+    for p in container.get("ports", []):
+        if port == p.get("name") or port == p.get("containerPort"):
+            return p["containerPort"]
+    return port if isinstance(port, int) else None
+
+
+def sleep_seconds(handler):
+    if not handler:
+        return 0
+    if "sleep" in handler:
+        return int(handler["sleep"].get("seconds", 0))
+    command = handler.get("exec", {}).get("command", [])
+    if command and os.path.basename(command[0]) == "sleep" and len(command) == 2:
+        return float(command[1])
+    if command[:1] in (["/bin/sh"], ["sh"]) and len(command) == 3:
+        m = re.search(r"\bsleep\s+(\d+(\.\d+)?)", command[2])
+        return float(m.group(1)) if m else 0
+    return 0
+
+
+def validate(variant, resources, ctx):
+    errors = []
+
+    def err(message):
+        errors.append(f"{variant}: {message}")
+
+    for res in resources:
+        if not res.get("apiVersion") or not res.get("kind") or not res.get("metadata", {}).get("name"):
+            err(f"manifest without apiVersion/kind/metadata.name: {str(res)[:120]}")
+    deployments = [r for r in resources if r.get("kind") == "Deployment"]
+    if len(deployments) != 1:
+        err(f"{len(deployments)} Deployments, expected 1")
+        return errors
+    deployment = deployments[0]
+    dname = deployment["metadata"]["name"]
+    pod = deployment["spec"]["template"]
+    pod_labels = pod.get("metadata", {}).get("labels", {})
+    pod_spec = pod["spec"]
+    if not labels_match(deployment["spec"].get("selector", {}).get("matchLabels"), pod_labels):
+        err(f"Deployment {dname}: selector does not match the pod template labels {pod_labels}")
+    containers = {c["name"]: c for c in pod_spec.get("containers", [])}
+    container = containers.get(SERVER_CONTAINER)
+    if container is None:
+        err(f"Deployment {dname}: no container named {SERVER_CONTAINER}")
+        return errors
+
+    # Flags: args + flagfile(s) resolved through mounts to ConfigMaps.
+    flags = {}
+    args = container.get("args", [])
+    command = container.get("command")
+    cuda = False
+    for arg in args:
+        m = re.fullmatch(r"--?flagfile=(.*)", arg)
+        if m:
+            path = m.group(1)
+            mount = next((vm for vm in container.get("volumeMounts", [])
+                          if path.startswith(vm["mountPath"].rstrip("/") + "/")), None)
+            if mount is None:
+                err(f"--flagfile={path}: no volumeMount provides {os.path.dirname(path)}")
+                continue
+            volume = next((v for v in pod_spec.get("volumes", []) if v["name"] == mount["name"]), None)
+            if volume is None or "configMap" not in volume:
+                err(f"--flagfile={path}: volume {mount['name']} is not a ConfigMap volume")
+                continue
+            cm = find(resources, "ConfigMap", volume["configMap"]["name"])
+            key = path[len(mount["mountPath"].rstrip("/")) + 1:]
+            if cm is None or key not in cm.get("data", {}):
+                err(f"--flagfile={path}: ConfigMap {volume['configMap']['name']} has no key {key}")
+                continue
+            file_flags, bad = parse_flag_lines(cm["data"][key])
+            for line in bad:
+                err(f"ConfigMap {cm['metadata']['name']}/{key}: line {line!r} is not --flag=value")
+            flags.update(file_flags)
+        else:
+            flags.update(check_dockerfiles.flag_args([arg]))
+            if not arg.startswith("-"):
+                err(f"container {SERVER_CONTAINER}: argument {arg!r} is not a flag")
+    server_flags = ctx["server_flags"]
+    for name, value in flags.items():
+        if name not in server_flags:
+            err(f"flag --{name} (value {value!r}) is not a flag of cropshield-server "
+                "(not in `cropshield-server --helpfull`)")
+            continue
+        kind = flag_type(server_flags[name])
+        if not value_parses(kind, value):
+            err(f"flag --{name}={value}: not a valid {kind}")
+    known = {n: v for n, v in flags.items() if n in server_flags}
+    for line in binary_rejects(ctx["server"], known) if known else []:
+        err(f"cropshield-server rejects the flags: {line}")
+
+    def flag_value(name):
+        if name in flags:
+            return flags[name]
+        default = server_flags.get(name)
+        return check_dockerfiles.unquote_default(default) if default is not None else None
+
+    cuda = (flag_value("device") or "").startswith("cuda")
+    flavour = "cuda" if cuda else "cpu"
+
+    # Command and image vs the Dockerfile.
+    entry = check_dockerfiles.entrypoint(ctx["root"], flavour)
+    if command and entry and command[0] != entry[0]:
+        err(f"container command {command[0]} is not the image's ENTRYPOINT binary {entry[0]}")
+    if not command and entry is None:
+        err("no container command and no ENTRYPOINT in the Dockerfile")
+    image = container.get("image", "")
+    expected_image = ctx["image_refs"].get(flavour)
+    if image.rsplit("/", 1)[-1] != expected_image:
+        err(f"image {image!r} is not {expected_image!r}, the tag of deploy/docker/Dockerfile.{flavour} "
+            f"(--device={flag_value('device')})")
+    resources_spec = container.get("resources", {})
+    gpu_limit = resources_spec.get("limits", {}).get(GPU_RESOURCE)
+    if cuda and not gpu_limit:
+        err(f"--device={flag_value('device')} but the container has no {GPU_RESOURCE} limit")
+    if gpu_limit and not cuda:
+        err(f"{GPU_RESOURCE} requested but --device={flag_value('device')}")
+    if gpu_limit and str(resources_spec.get("requests", {}).get(GPU_RESOURCE, gpu_limit)) != str(gpu_limit):
+        err(f"{GPU_RESOURCE} request differs from its limit")
+    if cuda and not any(t.get("key") == GPU_RESOURCE for t in pod_spec.get("tolerations", [])):
+        err(f"GPU pods without a toleration for the {GPU_RESOURCE} taint")
+
+    # Ports and probes.
+    ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+    grpc_port = metrics_port = None
+    for flag, port_name in (("address", "grpc"), ("metrics_address", "metrics")):
+        address = flag_value(flag)
+        if not address:
+            err(f"--{flag} is empty or unknown")
+            continue
+        want = check_dockerfiles.port_of(address)
+        if ports.get(port_name) != want:
+            err(f"container port {port_name} is {ports.get(port_name)}, but --{flag}={address} listens on {want}")
+        if port_name == "grpc":
+            grpc_port = want
+        else:
+            metrics_port = want
+    for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = container.get(probe_name)
+        if probe is None:
+            if probe_name != "startupProbe":
+                err(f"no {probe_name}")
+            continue
+        if "grpc" in probe:
+            if resolve_port(container, probe["grpc"].get("port")) != grpc_port:
+                err(f"{probe_name}: grpc probe on port {probe['grpc'].get('port')}, the gRPC port is {grpc_port}")
+            if probe["grpc"].get("service") not in (None, "", "cropshield.v1.CropShieldService"):
+                err(f"{probe_name}: grpc health service {probe['grpc']['service']!r} is not registered by the server")
+        elif "httpGet" in probe:
+            if resolve_port(container, probe["httpGet"].get("port")) != metrics_port:
+                err(f"{probe_name}: httpGet on port {probe['httpGet'].get('port')}, the metrics port is {metrics_port}")
+            if probe["httpGet"].get("path") not in ctx["http_paths"]:
+                err(f"{probe_name}: httpGet path {probe['httpGet'].get('path')} is not served by the metrics endpoint")
+        elif "exec" in probe:
+            argv = probe["exec"].get("command", [])
+            if not argv or os.path.basename(argv[0]) not in ("cropshield", "cropshield-healthcheck"):
+                err(f"{probe_name}: exec probe {argv} is not `cropshield health` or cropshield-healthcheck")
+            elif os.path.basename(argv[0]) == "cropshield":
+                if argv[1:2] != ["health"]:
+                    err(f"{probe_name}: exec probe {argv} is not `cropshield health`")
+                for name, value in check_dockerfiles.flag_args(argv[2:]).items():
+                    if name not in ctx["cli_flags"]:
+                        err(f"{probe_name}: `cropshield health --{name}`: no such CLI flag")
+                    elif name == "target" and check_dockerfiles.port_of(value) != grpc_port:
+                        err(f"{probe_name}: --target={value} is not the gRPC port {grpc_port}")
+        else:
+            err(f"{probe_name}: neither grpc, httpGet nor exec")
+
+    # Drain timing.
+    grace = pod_spec.get("terminationGracePeriodSeconds", 30)
+    pre_stop = sleep_seconds(container.get("lifecycle", {}).get("preStop"))
+    drain_ms = int(flag_value("drain_delay_ms") or 0) if value_parses("int", flag_value("drain_delay_ms") or "0") else 0
+    shutdown_ms = int(flag_value("shutdown_grace_ms") or 0)
+    needed = pre_stop + (drain_ms + shutdown_ms) / 1000.0
+    if grace < needed:
+        err(f"terminationGracePeriodSeconds {grace} < preStop {pre_stop:g} s + --drain_delay_ms {drain_ms} "
+            f"+ --shutdown_grace_ms {shutdown_ms} = {needed:g} s: the kubelet would SIGKILL during the drain")
+    if "lifecycle" not in container or "preStop" not in container["lifecycle"]:
+        err("no preStop hook")
+
+    # Security.
+    pod_sc = pod_spec.get("securityContext", {})
+    sc = container.get("securityContext", {})
+    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))):
+        err("runAsNonRoot is not set")
+    image_uid = check_dockerfiles.user_id(ctx["root"], flavour)
+    if uid != image_uid:
+        err(f"runAsUser {uid} is not the image's USER {image_uid}")
+    if not sc.get("readOnlyRootFilesystem"):
+        err("readOnlyRootFilesystem is not true")
+    if sc.get("allowPrivilegeEscalation", True):
+        err("allowPrivilegeEscalation is not false")
+    if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+        err("capabilities are not dropped (drop: [ALL])")
+    if not any(vm["mountPath"] == "/tmp" for vm in container.get("volumeMounts", [])):
+        err("no writable /tmp volume with a read-only root filesystem")
+    token_env = next((e for e in container.get("env", []) if e["name"] == "CROPSHIELD_ADMIN_TOKEN"), None)
+    token_file = flag_value("admin_token_file")
+    if token_env is not None:
+        if "secretKeyRef" not in token_env.get("valueFrom", {}):
+            err("CROPSHIELD_ADMIN_TOKEN is not taken from a Secret (valueFrom.secretKeyRef)")
+    elif token_file:
+        mount = next((vm for vm in container.get("volumeMounts", [])
+                      if token_file.startswith(vm["mountPath"].rstrip("/") + "/")), None)
+        volume = mount and next((v for v in pod_spec.get("volumes", []) if v["name"] == mount["name"]), None)
+        if not volume or "secret" not in volume:
+            err(f"--admin_token_file={token_file} is not in a mounted Secret")
+    else:
+        err("no admin token: neither CROPSHIELD_ADMIN_TOKEN from a Secret nor --admin_token_file")
+
+    # Services.
+    services = [r for r in resources if r.get("kind") == "Service"]
+    if not any(s["spec"].get("clusterIP") == "None" for s in services):
+        err("no headless Service (clusterIP: None) for client-side load balancing")
+    if not any(s["spec"].get("clusterIP") != "None" for s in services):
+        err("no ClusterIP Service")
+    for svc in services:
+        sname = svc["metadata"]["name"]
+        if not labels_match(svc["spec"].get("selector"), pod_labels):
+            err(f"Service {sname}: selector {svc['spec'].get('selector')} does not match the pod labels {pod_labels}")
+        for port in svc["spec"].get("ports", []):
+            target = port.get("targetPort", port.get("port"))
+            if target not in ports and target not in ports.values():
+                err(f"Service {sname}: targetPort {target} is not a container port {ports}")
+        if svc["spec"].get("clusterIP") == "None":
+            if not any(resolve_port(container, p.get("targetPort", p.get("port"))) == grpc_port
+                       for p in svc["spec"].get("ports", [])):
+                err(f"headless Service {sname} does not expose the gRPC port {grpc_port}")
+
+    # ServiceMonitor.
+    monitors = [r for r in resources if r.get("kind") == "ServiceMonitor"]
+    if not monitors:
+        err("no ServiceMonitor")
+    for sm in monitors:
+        mname = sm["metadata"]["name"]
+        selector = sm["spec"].get("selector", {}).get("matchLabels", {})
+        selected = [s for s in services if labels_match(selector, s["metadata"].get("labels", {}))]
+        if len(selected) != 1:
+            err(f"ServiceMonitor {mname}: selects {len(selected)} Services "
+                f"({[s['metadata']['name'] for s in selected]}); exactly one, or pods are scraped twice")
+            continue
+        svc = selected[0]
+        port_names = {p.get("name") for p in svc["spec"].get("ports", [])}
+        for endpoint in sm["spec"].get("endpoints", []):
+            if endpoint.get("port") not in port_names:
+                err(f"ServiceMonitor {mname}: port {endpoint.get('port')!r} is not a port name of "
+                    f"Service {svc['metadata']['name']} ({sorted(n for n in port_names if n)})")
+            else:
+                sp = next(p for p in svc["spec"]["ports"] if p.get("name") == endpoint["port"])
+                if resolve_port(container, sp.get("targetPort", sp.get("port"))) != metrics_port:
+                    err(f"ServiceMonitor {mname}: port {endpoint['port']} does not reach the metrics port {metrics_port}")
+            if endpoint.get("path", "/metrics") != "/metrics":
+                err(f"ServiceMonitor {mname}: path {endpoint.get('path')} is not /metrics")
+        job_label = sm["spec"].get("jobLabel")
+        job = svc["metadata"].get("labels", {}).get(job_label) if job_label else svc["metadata"]["name"]
+        if job != ctx["job_name"]:
+            err(f"ServiceMonitor {mname}: scraped series get job={job!r}, but deploy/prometheus alerts "
+                f"and the Grafana dashboard select job={ctx['job_name']!r}")
+
+    # PDB and HPA.
+    pdbs = [r for r in resources if r.get("kind") == "PodDisruptionBudget"]
+    if not pdbs:
+        err("no PodDisruptionBudget")
+    for pdb in pdbs:
+        if not labels_match(pdb["spec"].get("selector", {}).get("matchLabels"), pod_labels):
+            err(f"PodDisruptionBudget {pdb['metadata']['name']}: selector does not match the Deployment's pods")
+    hpas = [r for r in resources if r.get("kind") == "HorizontalPodAutoscaler"]
+    if not hpas:
+        err("no HorizontalPodAutoscaler")
+    for hpa in hpas:
+        hname = hpa["metadata"]["name"]
+        ref = hpa["spec"].get("scaleTargetRef", {})
+        if ref.get("kind") != "Deployment" or ref.get("name") != dname:
+            err(f"HPA {hname}: scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not Deployment/{dname}")
+        if hpa["spec"].get("minReplicas", 1) > hpa["spec"].get("maxReplicas", 0):
+            err(f"HPA {hname}: minReplicas > maxReplicas")
+        for metric in hpa["spec"].get("metrics", []):
+            body = metric.get(metric.get("type", "").lower() if metric.get("type") != "ContainerResource"
+                              else "containerResource", {})
+            if metric.get("type") in ("Pods", "Object"):
+                mname = body.get("metric", {}).get("name")
+                if mname not in ctx["metric_families"]:
+                    err(f"HPA {hname}: metric {mname!r} is not a metric family the server exports")
+            elif metric.get("type") == "Resource" and body.get("name") == "cpu":
+                if "cpu" not in resources_spec.get("requests", {}):
+                    err(f"HPA {hname}: CPU utilization target but the container requests no CPU")
+    return errors
+
+
+def kubectl_compare(directory, resources):
+    """Differences between `kubectl kustomize` and this renderer (ConfigMap hash suffixes ignored)."""
+    out = subprocess.run(["kubectl", "kustomize", directory], stdout=subprocess.PIPE, text=True, check=True).stdout
+    theirs = [d for d in yaml.safe_load_all(out) if d]
+
+    def strip(obj):
+        text = yaml.safe_dump(obj, sort_keys=True)
+        return re.sub(r"(cropshield-server-flags)-[a-z0-9]{10}", r"\1", text)
+
+    ours = sorted(strip(r) for r in resources)
+    theirs = sorted(strip(r) for r in theirs)
+    return [] if ours == theirs else ["kubectl kustomize renders differently:\n" + "\n".join(
+        l for l in __import__("difflib").unified_diff("\n".join(ours).splitlines(),
+                                                      "\n".join(theirs).splitlines(), "python", "kubectl",
+                                                      lineterm=""))]
+
+
+def context(args):
+    root = args.root
+    with open(os.path.join(root, "server", "metrics", "metrics_endpoint.cc")) as f:
+        http_paths = set(re.findall(r'request\.path == "(/[a-z]*)"', f.read()))
+    return {
+        "root": root,
+        "server": args.server,
+        "server_flags": check_dockerfiles.helpfull_flags(args.server),
+        "cli_flags": check_dockerfiles.helpfull_flags(args.cli),
+        "image_refs": check_dockerfiles.image_refs(root),
+        "metric_families": server_metric_families(root),
+        "job_name": prometheus_job_name(root),
+        "http_paths": http_paths,
+    }
+
+
+def run(args, ctx=None):
+    ctx = ctx or context(args)
+    k8s_dir = args.k8s or os.path.join(args.root, "deploy", "k8s")
+    errors, count = [], 0
+    for name, directory in variants(k8s_dir).items():
+        try:
+            resources = render(directory)
+        except (RenderError, OSError, KeyError) as e:
+            errors.append(f"{name}: cannot render: {e}")
+            continue
+        count += len(resources)
+        errors += validate(name, resources, ctx)
+        if args.kubectl:
+            errors += [f"{name}: {e}" for e in kubectl_compare(directory, resources)]
+    return errors, count
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--cli", required=True)
+    parser.add_argument("--root", default=DEFAULT_ROOT)
+    parser.add_argument("--k8s", help="deploy/k8s directory (default: <root>/deploy/k8s)")
+    parser.add_argument("--kubectl", action="store_true", help="also compare with `kubectl kustomize`")
+    args = parser.parse_args()
+    errors, count = run(args)
+    for e in errors:
+        print("ERROR:", e)
+    print(f"validate_manifests: {count} manifests rendered, {len(errors)} problems")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Checks that validate_manifests.py reports broken manifests: each case copies deploy/k8s, breaks one
+thing and requires a problem naming it that the unbroken copy does not have."""
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import validate_manifests  # noqa: E402
+
+
+def edit(path, old, new, count=1):
+    with open(path) as f:
+        text = f.read()
+    if old not in text:
+        raise AssertionError(f"selftest case out of date: {old!r} not in {path}")
+    with open(path, "w") as f:
+        f.write(text.replace(old, new, count))
+
+
+def append(path, text):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+# (name, mutation(k8s_dir), regex one new problem must match)
+CASES = [
+    ("unknown flag", lambda d: append(f"{d}/base/server.flags", "--no_such_flag=1\n"),
+     r"^base: flag --no_such_flag .*not a flag of cropshield-server"),
+    ("bad int value", lambda d: edit(f"{d}/base/server.flags", "--workers=2", "--workers=two"),
+     r"^base: flag --workers=two: not a valid int"),
+    ("binary rejects value", lambda d: edit(f"{d}/base/server.flags", "--workers=2", "--workers=two"),
+     r"^base: cropshield-server rejects the flags: .*workers"),
+    ("bad bool value", lambda d: append(f"{d}/overlays/gpu/server.flags", "--channels_last=perhaps\n"),
+     r"^overlays/gpu: flag --channels_last=perhaps: not a valid bool"),
+    ("not a flag line", lambda d: append(f"{d}/base/server.flags", "workers 3\n"),
+     r"line 'workers 3' is not --flag=value"),
+    ("grpc port vs --address", lambda d: edit(f"{d}/base/server.flags", "--address=0.0.0.0:50051",
+                                              "--address=0.0.0.0:50099"),
+     r"^base: container port grpc is 50051, but --address=0.0.0.0:50099"),
+    ("metrics port vs --metrics_address", lambda d: edit(f"{d}/base/deployment.yaml",
+                                                         "containerPort: 9464", "containerPort: 9465"),
+     r"container port metrics is 9465, but --metrics_address"),
+    ("probe port", lambda d: edit(f"{d}/base/deployment.yaml", "grpc:\n              port: 50051",
+                                  "grpc:\n              port: 50052"),
+     r"startupProbe: grpc probe on port 50052"),
+    ("liveness path", lambda d: edit(f"{d}/base/deployment.yaml", "path: /healthz", "path: /livez"),
+     r"livenessProbe: httpGet path /livez is not served"),
+    ("grace too short", lambda d: edit(f"{d}/base/deployment.yaml", "terminationGracePeriodSeconds: 25",
+                                       "terminationGracePeriodSeconds: 5"),
+     r"^base: terminationGracePeriodSeconds 5 < preStop"),
+    ("overlay grace too short", lambda d: edit(f"{d}/overlays/gpu/deployment-gpu.yaml",
+                                               "terminationGracePeriodSeconds: 25",
+                                               "terminationGracePeriodSeconds: 12"),
+     r"^overlays/gpu: terminationGracePeriodSeconds 12 <"),
+    ("image tag", lambda d: edit(f"{d}/overlays/gpu/kustomization.yaml", "newTag: 0.1.0-cuda",
+                                 "newTag: 0.1.0-cpu"),
+     r"^overlays/gpu: image 'cropshield-serve:0.1.0-cpu' is not 'cropshield-serve:0.1.0-cuda'"),
+    ("gpu without resource", lambda d: edit(f"{d}/overlays/gpu/deployment-gpu.yaml",
+                                            "nvidia.com/gpu: 1\n", "", 2),
+     r"^overlays/gpu: --device=cuda but the container has no nvidia.com/gpu limit"),
+    ("command", lambda d: edit(f"{d}/base/deployment.yaml", "/opt/cropshield/bin/cropshield-server",
+                               "/usr/bin/cropshield-server"),
+     r"container command /usr/bin/cropshield-server is not the image's ENTRYPOINT"),
+    ("Service selector", lambda d: edit(f"{d}/base/service-headless.yaml",
+                                        "    app.kubernetes.io/component: server\n  ports",
+                                        "    app.kubernetes.io/component: api\n  ports"),
+     r"Service cropshield-headless: selector .* does not match the pod labels"),
+    ("Service targetPort", lambda d: edit(f"{d}/base/service.yaml", "targetPort: metrics",
+                                          "targetPort: prometheus"),
+     r"Service cropshield: targetPort prometheus is not a container port"),
+    ("ServiceMonitor port", lambda d: edit(f"{d}/base/servicemonitor.yaml", "- port: metrics",
+                                           "- port: http-metrics"),
+     r"ServiceMonitor cropshield: port 'http-metrics' is not a port name of Service cropshield"),
+    ("ServiceMonitor selects both Services", lambda d: edit(f"{d}/base/servicemonitor.yaml",
+                                                            '      cropshield.io/scrape: "true"\n', ""),
+     r"ServiceMonitor cropshield: selects 2 Services"),
+    ("ServiceMonitor job", lambda d: edit(f"{d}/base/servicemonitor.yaml", "jobLabel: app.kubernetes.io/name",
+                                          "jobLabel: app.kubernetes.io/component"),
+     r"job='server', but deploy/prometheus"),
+    ("PDB selector", lambda d: edit(f"{d}/base/pdb.yaml", "app.kubernetes.io/name: cropshield\n      app",
+                                    "app.kubernetes.io/name: other\n      app"),
+     r"PodDisruptionBudget cropshield: selector does not match"),
+    ("HPA target", lambda d: edit(f"{d}/base/hpa.yaml", "kind: Deployment\n    name: cropshield",
+                                  "kind: StatefulSet\n    name: cropshield"),
+     r"HPA cropshield: scaleTargetRef StatefulSet/cropshield"),
+    ("HPA metric", lambda d: edit(f"{d}/overlays/gpu/hpa-inflight.yaml", "name: cropshield_requests_in_flight",
+                                  "name: cropshield_calls_in_flight"),
+     r"^overlays/gpu: HPA cropshield: metric 'cropshield_calls_in_flight' is not a metric family"),
+    ("root user", lambda d: edit(f"{d}/base/deployment.yaml", "runAsUser: 10001", "runAsUser: 0"),
+     r"runAsUser 0 is not the image's USER 10001"),
+    ("writable root", lambda d: edit(f"{d}/base/deployment.yaml", "readOnlyRootFilesystem: true",
+                                     "readOnlyRootFilesystem: false"),
+     r"readOnlyRootFilesystem is not true"),
+    ("token not from a Secret", lambda d: edit(f"{d}/base/deployment.yaml",
+                                               "valueFrom:\n                secretKeyRef:\n                  name: cropshield-admin\n                  key: token\n                  optional: true",
+                                               "value: hunter2"),
+     r"CROPSHIELD_ADMIN_TOKEN is not taken from a Secret"),
+    ("unsupported kustomize field", lambda d: append(f"{d}/overlays/gpu/kustomization.yaml",
+                                                     "commonLabels:\n  team: x\n"),
+     r"^overlays/gpu: cannot render: .*commonLabels"),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--cli", required=True)
+    parser.add_argument("--root", default=validate_manifests.DEFAULT_ROOT)
+    args = parser.parse_args()
+    ctx = validate_manifests.context(args)
+    source = os.path.join(args.root, "deploy", "k8s")
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        def fresh():
+            d = os.path.join(tmp, "k8s")
+            shutil.rmtree(d, ignore_errors=True)
+            shutil.copytree(source, d)
+            return d
+
+        args.kubectl = False
+        args.k8s = fresh()
+        baseline, _ = validate_manifests.run(args, ctx)
+        print(f"baseline: {len(baseline)} problems (flags not in the server yet show up here)")
+        for name, mutate, pattern in CASES:
+            args.k8s = fresh()
+            mutate(args.k8s)
+            errors, _ = validate_manifests.run(args, ctx)
+            new = [e for e in errors if e not in baseline]
+            hit = [e for e in new if re.search(pattern, e)]
+            if hit:
+                print(f"ok   {name}: {hit[0]}")
+            else:
+                failures += 1
+                print(f"FAIL {name}: no new problem matches {pattern!r}; new problems: {new}")
+    print(f"validate_manifests_selftest: {len(CASES) - failures}/{len(CASES)} cases reported")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
