@@ -3,9 +3,13 @@
 //   cropshield explain IMAGE [--out heatmap.png] [--overlay overlay.png] [--class N|LABEL] ...
 //   cropshield stats [--json]
 //   cropshield clear-cache [--token T] [--model_version V]
+//   cropshield reload-model [--token T] [--model_version V]
 //   cropshield health [--target host:port] [--service NAME]
+// Calls go through the client library (cropshield::client::Client): deadlines, retries on
+// UNAVAILABLE, round_robin over every address of dns:/// targets, TLS.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,16 +28,36 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "client/bench.h"
+#include "cropshield/client/client.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "localhost:50051",
-          "Server address: host:port, or any gRPC target such as dns:///host:port.");
+          "Server address: host:port, or any gRPC target such as dns:///host:port (every address "
+          "the name resolves to is a backend) or ipv4:10.0.0.1:50051,10.0.0.2:50051.");
+ABSL_FLAG(std::string, lb_policy, "",
+          "Load balancing over the target's addresses: round_robin or pick_first (default: "
+          "round_robin for dns:///, host:port and ipv4:/ipv6: targets).");
+ABSL_FLAG(int, max_attempts, 3,
+          "Attempts per call: UNAVAILABLE (and calls the server answers with a retry pushback) "
+          "are retried with exponential backoff within the deadline; 1 disables retries.");
+ABSL_FLAG(bool, tls, false, "Connect with TLS (implied by --tls_ca / --tls_cert).");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM file of the CA certificates that sign the server's certificate (default: the "
+          "system roots).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate chain for mutual TLS (with --tls_key).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Check the server certificate against this name instead of the target's host.");
 ABSL_FLAG(int, top_k, 3, "predict: number of ranked classes to show.");
 ABSL_FLAG(bool, json, false, "Print responses as JSON (one object per line) instead of a table.");
-ABSL_FLAG(int, deadline_ms, 30000, "Deadline of each call in milliseconds.");
+ABSL_FLAG(int, deadline_ms, 30000,
+          "Deadline of each call in milliseconds, retries included (reload-model: at least "
+          "600000, loading and warming a model takes a while).");
 ABSL_FLAG(std::string, service, "",
           "health: service name to ask about (empty: the server as a whole).");
 ABSL_FLAG(std::string, out, "", "explain: write the PNG heatmap (photo size, RGBA) to this file.");
@@ -51,10 +75,12 @@ ABSL_FLAG(std::string, colormap, "jet", "explain: jet, turbo or viridis.");
 ABSL_FLAG(double, alpha, 0.5, "explain: heatmap opacity in the overlay, (0, 1].");
 ABSL_FLAG(bool, bypass_cache, false, "explain: recompute even if the server has it cached.");
 ABSL_FLAG(std::string, token, "",
-          "clear-cache: admin token (default: environment variable CROPSHIELD_ADMIN_TOKEN).");
+          "clear-cache, reload-model: admin token (default: environment variable "
+          "CROPSHIELD_ADMIN_TOKEN).");
 ABSL_FLAG(std::string, model_name, "", "Model to address (default: the server's default model).");
 ABSL_FLAG(int64_t, model_version, 0,
-          "Model version to address; clear-cache: clear only this version (0: all).");
+          "Model version to address; clear-cache: clear only this version (0: all); "
+          "reload-model: version to load (0: the highest in the repository).");
 
 namespace {
 
@@ -70,10 +96,14 @@ constexpr char kUsage[] =
     "[--json]\n"
     "  cropshield stats [--json]\n"
     "  cropshield clear-cache [--token T] [--model_name NAME] [--model_version V]\n"
+    "  cropshield reload-model [--token T] [--model_version V]\n"
     "  cropshield health [--target host:port] [--service NAME]\n"
     "  cropshield bench --images DIR|FILE [--rpc predict|explain] [--concurrency N]\n"
     "                   [--duration S | --requests N] [--warmup S] [--json FILE] "
     "[--bench_bypass_cache]\n"
+    "Every command: [--target host:port|dns:///host:port] [--lb_policy round_robin|pick_first]\n"
+    "  [--deadline_ms N] [--max_attempts N] [--tls] [--tls_ca ca.pem] [--tls_cert c.pem --tls_key "
+    "k.pem]\n"
     "Exit status: 0 on success, 1 when a call fails (the gRPC status is printed), 2 on usage "
     "errors.";
 
@@ -87,17 +117,48 @@ int Fail(absl::string_view what, const grpc::Status& status) {
   return 1;
 }
 
+int Fail(absl::string_view what, const absl::Status& status) {
+  std::cerr << "error: " << what << ": " << absl::StatusCodeToString(status.code()) << ": "
+            << status.message() << "\n";
+  return 1;
+}
+
 void SetDeadline(grpc::ClientContext* context) {
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms)));
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel() {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  args.SetLoadBalancingPolicyName("round_robin");
-  return grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(),
-                                   args);
+std::string AdminToken() {
+  std::string token = absl::GetFlag(FLAGS_token);
+  if (token.empty()) {
+    if (const char* env = std::getenv("CROPSHIELD_ADMIN_TOKEN"); env != nullptr) token = env;
+  }
+  return token;
+}
+
+// The client library configured from the flags; exits with status 2 on bad flags.
+std::unique_ptr<cropshield::client::Client> MakeClient(
+    absl::Duration min_timeout = absl::ZeroDuration()) {
+  cropshield::client::Options options;
+  options.target = absl::GetFlag(FLAGS_target);
+  options.lb_policy = absl::GetFlag(FLAGS_lb_policy);
+  options.default_timeout =
+      std::max(absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms)), min_timeout);
+  options.retry.max_attempts = absl::GetFlag(FLAGS_max_attempts);
+  options.tls.root_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  options.tls.cert_chain_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.private_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls.server_name_override = absl::GetFlag(FLAGS_tls_server_name);
+  options.tls.enabled = absl::GetFlag(FLAGS_tls) || !options.tls.root_ca_file.empty() ||
+                        !options.tls.cert_chain_file.empty();
+  options.admin_token = AdminToken();
+  absl::StatusOr<std::unique_ptr<cropshield::client::Client>> client =
+      cropshield::client::Client::Create(std::move(options));
+  if (!client.ok()) {
+    std::cerr << "error: " << client.status().message() << "\n";
+    std::exit(2);
+  }
+  return *std::move(client);
 }
 
 bool ReadFile(const std::string& path, std::string* contents) {
@@ -123,7 +184,7 @@ int Predict(const std::vector<std::string>& images) {
     std::cerr << "predict: give at least one IMAGE\n" << kUsage << "\n";
     return 2;
   }
-  auto stub = cropshield::v1::CropShieldService::NewStub(MakeChannel());
+  auto client = MakeClient();
   int failures = 0;
   for (const std::string& path : images) {
     cropshield::v1::PredictRequest request;
@@ -133,17 +194,15 @@ int Predict(const std::vector<std::string>& images) {
       continue;
     }
     request.set_top_k(absl::GetFlag(FLAGS_top_k));
-    cropshield::v1::PredictResponse response;
-    grpc::ClientContext context;
-    SetDeadline(&context);
     const auto start = std::chrono::steady_clock::now();
-    grpc::Status status = stub->Predict(&context, request, &response);
+    absl::StatusOr<cropshield::v1::PredictResponse> result = client->Predict(request);
     const double round_trip_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (!status.ok()) {
-      failures += Fail(path, status);
+    if (!result.ok()) {
+      failures += Fail(path, result.status());
       continue;
     }
+    const cropshield::v1::PredictResponse& response = *result;
     if (absl::GetFlag(FLAGS_json)) {
       std::cout << "{\"image\":\"" << path << "\",\"round_trip_ms\":" << round_trip_ms
                 << ",\"response\":" << ToJson(response) << "}\n";
@@ -240,12 +299,9 @@ int Explain(const std::vector<std::string>& images) {
   request.set_bypass_cache(absl::GetFlag(FLAGS_bypass_cache));
   *request.mutable_model() = ModelFromFlags();
 
-  auto stub = cropshield::v1::CropShieldService::NewStub(MakeChannel());
-  cropshield::v1::ExplainResponse response;
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  grpc::Status status = stub->Explain(&context, request, &response);
-  if (!status.ok()) return Fail(images[0], status);
+  absl::StatusOr<cropshield::v1::ExplainResponse> result = MakeClient()->Explain(request);
+  if (!result.ok()) return Fail(images[0], result.status());
+  cropshield::v1::ExplainResponse& response = *result;
   std::vector<std::string> written;
   auto save = [&written](const std::string& path, bool ok) {
     if (!ok) {
@@ -293,13 +349,9 @@ int Explain(const std::vector<std::string>& images) {
 }
 
 int Stats() {
-  auto stub = cropshield::v1::CropShieldService::NewStub(MakeChannel());
-  cropshield::v1::StatsRequest request;
-  cropshield::v1::StatsResponse response;
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  grpc::Status status = stub->Stats(&context, request, &response);
-  if (!status.ok()) return Fail("stats", status);
+  absl::StatusOr<cropshield::v1::StatsResponse> result = MakeClient()->Stats();
+  if (!result.ok()) return Fail("stats", result.status());
+  const cropshield::v1::StatsResponse& response = *result;
   if (absl::GetFlag(FLAGS_json)) {
     std::cout << ToJson(response) << "\n";
     return 0;
@@ -340,21 +392,13 @@ int Stats() {
 }
 
 int ClearCache() {
-  auto stub = cropshield::v1::CropShieldService::NewStub(MakeChannel());
   cropshield::v1::ClearCacheRequest request;
   if (!absl::GetFlag(FLAGS_model_name).empty() || absl::GetFlag(FLAGS_model_version) != 0) {
     *request.mutable_model() = ModelFromFlags();
   }
-  cropshield::v1::ClearCacheResponse response;
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  std::string token = absl::GetFlag(FLAGS_token);
-  if (token.empty()) {
-    if (const char* env = std::getenv("CROPSHIELD_ADMIN_TOKEN"); env != nullptr) token = env;
-  }
-  if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
-  grpc::Status status = stub->ClearCache(&context, request, &response);
-  if (!status.ok()) return Fail("clear-cache", status);
+  absl::StatusOr<cropshield::v1::ClearCacheResponse> result = MakeClient()->ClearCache(request);
+  if (!result.ok()) return Fail("clear-cache", result.status());
+  const cropshield::v1::ClearCacheResponse& response = *result;
   if (absl::GetFlag(FLAGS_json)) {
     std::cout << ToJson(response) << "\n";
     return 0;
@@ -366,8 +410,31 @@ int ClearCache() {
   return 0;
 }
 
+int ReloadModel() {
+  cropshield::v1::ReloadModelRequest request;
+  request.set_version(absl::GetFlag(FLAGS_model_version));
+  absl::StatusOr<cropshield::v1::ReloadModelResponse> result =
+      MakeClient(/*min_timeout=*/absl::Minutes(10))->ReloadModel(request);
+  if (!result.ok()) return Fail("reload-model", result.status());
+  const cropshield::v1::ReloadModelResponse& response = *result;
+  if (absl::GetFlag(FLAGS_json)) {
+    std::cout << ToJson(response) << "\n";
+    return 0;
+  }
+  if (!response.reloaded()) {
+    std::cout << absl::StrFormat("%s v%d already serving; nothing loaded\n",
+                                 response.current().name(), response.current().version());
+    return 0;
+  }
+  std::cout << absl::StrFormat("reloaded %s v%d -> %s v%d in %.2f s\n", response.previous().name(),
+                               response.previous().version(), response.current().name(),
+                               response.current().version(), response.load_seconds());
+  return 0;
+}
+
+// Health asks once, without retries: it answers "is it up now" (container health checks).
 int Health() {
-  auto stub = grpc::health::v1::Health::NewStub(MakeChannel());
+  auto stub = grpc::health::v1::Health::NewStub(MakeClient()->channel());
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(absl::GetFlag(FLAGS_service));
   grpc::health::v1::HealthCheckResponse response;
@@ -410,7 +477,8 @@ int main(int argc, char** argv) {
   if (command == "explain") return Explain(rest);
   if (command == "stats") return Stats();
   if (command == "clear-cache") return ClearCache();
-  if (command == "bench") return cropshield::client::RunBench(MakeChannel(), rest);
+  if (command == "reload-model") return ReloadModel();
+  if (command == "bench") return cropshield::client::RunBench(MakeClient()->channel(), rest);
   std::cerr << "unknown command '" << command << "'\n" << kUsage << "\n";
   return 2;
 }

@@ -1,6 +1,8 @@
 # cropshield_proto_library(TARGET PROTO_ROOT PROTOS GRPC_PROTOS)
 # Generates C++ messages for PROTOS (and gRPC stubs for those also listed in GRPC_PROTOS), paths
-# relative to PROTO_ROOT, into a static library TARGET.
+# relative to PROTO_ROOT, into a static library TARGET. The generated headers' folder is the
+# target's CROPSHIELD_GENERATED_DIR property (installed by cmake/CropshieldInstall.cmake).
+include(GNUInstallDirs)
 function(cropshield_proto_library target)
   cmake_parse_arguments(ARG "" "PROTO_ROOT" "PROTOS;GRPC_PROTOS" ${ARGN})
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/${target}_gen)
@@ -27,6 +29,8 @@ function(cropshield_proto_library target)
     list(APPEND sources ${outs})
   endforeach()
   add_library(${target} ${sources})
-  target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${out_dir}>)
+  target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${out_dir}>
+                                              $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  set_target_properties(${target} PROPERTIES CROPSHIELD_GENERATED_DIR ${out_dir})
   target_link_libraries(${target} PUBLIC protobuf::libprotobuf gRPC::grpc++)
 endfunction()
