@@ -3,10 +3,12 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -118,8 +120,14 @@ absl::Status ValidateModelMetadata(const ModelMetadata& m) {
   if (m.name().empty()) return Invalid("missing field 'name'");
   if (m.version() <= 0) return Invalid("missing or non-positive field 'version'");
   if (m.labels_size() < 2) return Invalid("field 'labels' needs at least 2 class labels");
+  std::set<absl::string_view> seen_labels;
   for (int i = 0; i < m.labels_size(); ++i) {
     if (m.labels(i).empty()) return Invalid(absl::StrCat("label ", i, " is empty"));
+    // A repeated label could never be asked for by name (Explain's class_label) and makes two
+    // classes indistinguishable in every answer.
+    if (!seen_labels.insert(m.labels(i)).second) {
+      return Invalid(absl::StrCat("label ", i, " '", m.labels(i), "' appears twice"));
+    }
   }
   if (m.weights_file().empty()) return Invalid("missing field 'weights_file'");
   if (m.weights_file().find('/') != std::string::npos || m.weights_file() == "..") {
@@ -145,8 +153,15 @@ absl::Status ValidateModelMetadata(const ModelMetadata& m) {
   if (p.mean_size() != 3 || p.std_size() != 3) {
     return Invalid("preprocessing.mean and preprocessing.std need 3 values each");
   }
+  // JSON accepts "NaN" and "Infinity" for floats; either would turn every model input into NaN
+  // or zeros.
+  for (float mean : p.mean()) {
+    if (!std::isfinite(mean)) return Invalid("preprocessing.mean values must be finite");
+  }
   for (float s : p.std()) {
-    if (!(s > 0)) return Invalid("preprocessing.std values must be positive");
+    if (!(s > 0) || !std::isfinite(s)) {
+      return Invalid("preprocessing.std values must be positive and finite");
+    }
   }
   if (p.channel_order() != "RGB" && p.channel_order() != "BGR") {
     return Invalid("preprocessing.channel_order must be \"RGB\" or \"BGR\"");

@@ -13,25 +13,13 @@
 #include "cropshield/v1/cropshield.pb.h"
 #include "server/engine/model.h"
 #include "server/service/predict_pipeline.h"
+#include "server/service/request_validation.h"  // ExplainPlan, ExplainCacheVariant
 
 namespace cropshield::service {
 
-// A validated Explain request with defaults filled in.
-struct ExplainPlan {
-  int target_class = -1;  // -1: top-1
-  engine::CamMethod method = engine::CamMethod::kGradCam;
-  cropshield::v1::ExplainMethod method_proto = cropshield::v1::EXPLAIN_METHOD_GRAD_CAM;
-  cropshield::v1::ExplainOutputs outputs;  // colormap, encoding, alpha and quality resolved
-  int top_k = 3;
-};
-
-// INVALID_ARGUMENT naming the field for out-of-range classes, unknown labels or methods, bad alpha
-// or JPEG quality.
+// PlanExplain (request_validation.h) against `model`'s metadata.
 absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& request,
                                         const engine::Model& model);
-
-// The part of the cache key that depends on the request beyond model and image.
-std::string ExplainCacheVariant(const ExplainPlan& plan);
 
 // Fills `response` (everything but request_id, cached and timing.total_us) from a computed map.
 // `prepared` is the image the map was computed on; `image_bytes` the original encoded photo,

@@ -11,25 +11,6 @@
 
 namespace cropshield::service {
 
-absl::Status CheckImageSize(absl::string_view bytes, const ImageLimits& limits) {
-  if (bytes.empty()) return absl::InvalidArgumentError("image.data is empty");
-  if (static_cast<int64_t>(bytes.size()) > limits.max_image_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("image is ", bytes.size(), " bytes, over the limit of ",
-                     limits.max_image_bytes, " bytes (--max_image_bytes)"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<int> ResolveTopK(int requested, int num_classes) {
-  if (requested == 0) return std::min(3, num_classes);
-  if (requested < 0 || requested > num_classes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_k must be in 1..", num_classes, " (0 means 3), got ", requested));
-  }
-  return requested;
-}
-
 image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model) {
   const auto& p = model.metadata().preprocessing();
   image::PreprocessOptions options;

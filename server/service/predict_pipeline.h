@@ -14,13 +14,9 @@
 #include "server/engine/model.h"
 #include "server/image/decode.h"
 #include "server/image/preprocess.h"
+#include "server/service/request_validation.h"  // ImageLimits, CheckImageSize, ResolveTopK
 
 namespace cropshield::service {
-
-struct ImageLimits {
-  int64_t max_image_bytes = 10 << 20;
-  int64_t max_image_pixels = 40'000'000;
-};
 
 // A decoded photo and the model input made from it.
 struct PreparedImage {
@@ -30,12 +26,6 @@ struct PreparedImage {
   int64_t decode_us = 0;
   int64_t preprocess_us = 0;
 };
-
-// INVALID_ARGUMENT for empty or oversized images; cheap, call before queueing.
-absl::Status CheckImageSize(absl::string_view bytes, const ImageLimits& limits);
-
-// Resolves the requested top_k (0 means 3) against the model's class count.
-absl::StatusOr<int> ResolveTopK(int requested, int num_classes);
 
 // Preprocessing parameters from the model package's metadata.
 image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model);
