@@ -29,15 +29,20 @@ std::string ReadFileOrDie(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::string& binary,
-                                                                    std::vector<std::string> args) {
+                                                                    std::vector<std::string> args,
+                                                                    const std::string& address) {
   std::unique_ptr<ServerProcess> server(new ServerProcess());
+  if (const size_t colon = address.rfind(':'); colon != std::string::npos && colon > 0) {
+    server->host_ = address.substr(0, colon);
+    if (server->host_ == "0.0.0.0") server->host_ = "127.0.0.1";
+  }
   char log_template[] = "/tmp/cropshield_server_log_XXXXXX";
   int log_fd = mkstemp(log_template);
   if (log_fd < 0) return absl::InternalError("mkstemp failed");
   server->log_path_ = log_template;
 
   args.insert(args.begin(), binary);
-  args.push_back("--address=127.0.0.1:0");
+  args.push_back("--address=" + address);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

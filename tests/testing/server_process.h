@@ -20,14 +20,17 @@ namespace cropshield::testing {
 
 class ServerProcess {
  public:
-  // Starts `binary` with `args` plus --address=127.0.0.1:0; stderr goes to a log file. Returns
-  // once the server has logged its port (it may not be SERVING yet).
-  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& binary,
-                                                              std::vector<std::string> args);
+  // Starts `binary` with `args` plus --address=`address` (default 127.0.0.1:0: a free port);
+  // stderr goes to a log file. Returns once the server has logged its port (it may not be SERVING
+  // yet).
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
+      const std::string& binary, std::vector<std::string> args,
+      const std::string& address = "127.0.0.1:0");
   ~ServerProcess();  // kills the server if it still runs
 
   int port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // host:port to connect to (the host of the listen address, 127.0.0.1 by default).
+  std::string address() const { return host_ + ":" + std::to_string(port_); }
   pid_t pid() const { return pid_; }
   std::string Log() const;
 
@@ -43,6 +46,7 @@ class ServerProcess {
 
   pid_t pid_ = -1;
   int port_ = 0;
+  std::string host_ = "127.0.0.1";
   std::string log_path_;
 };
 

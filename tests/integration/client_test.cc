@@ -1,0 +1,322 @@
+// cropshield::client::Client against real cropshield-server processes with the bundled demo model:
+// retries while the server comes up, deadlines, the admin bearer token, and dns:/// round_robin
+// over two server processes (names resolved by a small DNS responder in this test, because
+// /etc/hosts cannot give one name two loopback addresses).
+#include "cropshield/client/client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/server_process.h"
+
+namespace cropshield {
+namespace {
+
+using ::cropshield::client::CallInfo;
+using ::cropshield::client::CallOptions;
+using ::cropshield::client::Client;
+using ::cropshield::client::Options;
+using ::cropshield::testing::CommandResult;
+using ::cropshield::testing::ReadFileOrDie;
+using ::cropshield::testing::RunCommand;
+using ::cropshield::testing::ServerProcess;
+using ::testing::HasSubstr;
+
+const std::string kSourceDir = CROPSHIELD_SOURCE_DIR;
+const std::string kServer = CROPSHIELD_SERVER_BINARY;
+const std::string kCli = CROPSHIELD_CLI_BINARY;
+const std::string kDemoRepository = kSourceDir + "/models/repository";
+const std::string kSamples = kSourceDir + "/models/samples";
+const std::string kSample = "tomato_early_blight_600x800.jpg";
+const std::string kSampleLabel = "Tomato__early_blight";
+
+std::vector<std::string> ServerArgs(std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--model=" + kDemoRepository,
+                                   "--metrics_address=", "--warmup_iterations=1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+std::unique_ptr<Client> MakeClient(Options options) {
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(std::move(options));
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
+v1::PredictRequest SampleRequest() {
+  v1::PredictRequest request;
+  request.mutable_image()->set_data(ReadFileOrDie(kSamples + "/" + kSample));
+  return request;
+}
+
+// A TCP port that was free a moment ago.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+int64_t PredictCalls(const v1::StatsResponse& stats) {
+  for (const auto& rpc : stats.rpcs()) {
+    if (rpc.rpc() == "Predict") return rpc.total();
+  }
+  return 0;
+}
+
+TEST(ClientIntegrationTest, RetriesUntilAServerStartedAfterTheClientAnswers) {
+  const int port = FreePort();
+  Options options;
+  options.target = absl::StrCat("127.0.0.1:", port);
+  options.retry.max_attempts = 1000;  // bounded by the deadline below
+  options.retry.initial_backoff = absl::Milliseconds(50);
+  options.retry.max_backoff = absl::Milliseconds(300);
+  options.min_reconnect_backoff = absl::Milliseconds(50);
+  options.max_reconnect_backoff = absl::Milliseconds(300);
+  auto client = MakeClient(options);
+
+  absl::StatusOr<v1::PredictResponse> response;
+  CallInfo info;
+  std::thread caller([&] {
+    CallOptions call;
+    call.timeout = absl::Seconds(120);
+    response = client->Predict(SampleRequest(), call, &info);
+  });
+  // Nothing listens yet: the first attempts fail with UNAVAILABLE (connection refused), then the
+  // server answers UNAVAILABLE while it loads and warms up, then the call succeeds.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  auto server = ServerProcess::Start(kServer, ServerArgs(), options.target);
+  caller.join();
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE(response.ok()) << response.status() << "\n" << (*server)->Log();
+  EXPECT_EQ(response->predictions(0).label(), kSampleLabel);
+  EXPECT_GT(info.attempts, 2);
+  EXPECT_GT(info.backoff, absl::Milliseconds(500));
+}
+
+TEST(ClientIntegrationTest, DeadlineEndsRetriesAgainstADownServer) {
+  Options options;
+  options.target = absl::StrCat("127.0.0.1:", FreePort());
+  options.retry.max_attempts = 1000;
+  options.retry.initial_backoff = absl::Milliseconds(20);
+  options.retry.max_backoff = absl::Milliseconds(100);
+  auto client = MakeClient(options);
+  CallOptions call;
+  call.timeout = absl::Seconds(1);
+  CallInfo info;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<v1::PredictResponse> response = client->Predict(SampleRequest(), call, &info);
+  const absl::Duration elapsed = absl::Now() - start;
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kDeadlineExceeded) << response.status();
+  EXPECT_GT(info.attempts, 1);
+  EXPECT_LT(elapsed, absl::Milliseconds(1500));
+}
+
+TEST(ClientIntegrationTest, DeadlineEndsACallToAPeerThatNeverAnswers) {
+  // A listening socket whose connections are accepted by the kernel but never served.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  Options options;
+  options.target = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  auto client = MakeClient(options);
+  CallOptions call;
+  call.timeout = absl::Milliseconds(800);
+  call.wait_for_ready = true;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<v1::StatsResponse> stats = client->Stats(call);
+  const absl::Duration elapsed = absl::Now() - start;
+  close(fd);
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kDeadlineExceeded) << stats.status();
+  EXPECT_GE(elapsed, absl::Milliseconds(700));
+  EXPECT_LT(elapsed, absl::Milliseconds(2000));
+}
+
+TEST(ClientIntegrationTest, AdminRpcsSendTheBearerToken) {
+  const std::string token_file = ::testing::TempDir() + "/client_test_admin_token";
+  std::ofstream(token_file) << "client-test-token\n";
+  auto server = ServerProcess::Start(kServer, ServerArgs({"--admin_token_file=" + token_file}));
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
+
+  Options options;
+  options.target = (*server)->address();
+  auto anonymous = MakeClient(options);
+  options.admin_token = "wrong";
+  auto wrong = MakeClient(options);
+  options.admin_token = "client-test-token";
+  auto admin = MakeClient(options);
+
+  // Fill the explanation cache, then clear it.
+  v1::ExplainRequest explain;
+  explain.mutable_image()->set_data(SampleRequest().image().data());
+  ASSERT_TRUE(admin->Explain(explain).ok());
+  EXPECT_EQ(anonymous->ClearCache({}).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(wrong->ClearCache({}).status().code(), absl::StatusCode::kPermissionDenied);
+  absl::StatusOr<v1::ClearCacheResponse> cleared = admin->ClearCache({});
+  ASSERT_TRUE(cleared.ok()) << cleared.status();
+  EXPECT_EQ(cleared->explain_entries_freed(), 1);
+
+  // ReloadModel takes the same credentials; version 1 is already serving, so nothing loads.
+  EXPECT_EQ(anonymous->ReloadModel({}).status().code(), absl::StatusCode::kPermissionDenied);
+  v1::ReloadModelRequest reload;
+  reload.set_version(1);
+  absl::StatusOr<v1::ReloadModelResponse> reloaded = admin->ReloadModel(reload);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_FALSE(reloaded->reloaded());
+  EXPECT_EQ(reloaded->current().version(), 1);
+
+  // The CLI passes --token the same way.
+  CommandResult cli = RunCommand(absl::StrCat(kCli, " reload-model --model_version=1 --token=",
+                                              "client-test-token --target=", options.target),
+                                 /*merge_stderr=*/true);
+  EXPECT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_THAT(cli.output, HasSubstr("cropshield-demo v1 already serving"));
+  CommandResult denied =
+      RunCommand(absl::StrCat(kCli, " reload-model --target=", options.target), true);
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
+}
+
+// Answers every DNS query over UDP: A queries with `addresses`, anything else with no records.
+class DnsResponder {
+ public:
+  explicit DnsResponder(std::vector<std::string> addresses) : addresses_(std::move(addresses)) {
+    fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    timeval timeout{0, 100000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~DnsResponder() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+  int a_queries() const { return a_queries_.load(); }
+
+ private:
+  void Serve() {
+    unsigned char query[512];
+    while (!stop_) {
+      sockaddr_in peer{};
+      socklen_t peer_len = sizeof(peer);
+      ssize_t n =
+          recvfrom(fd_, query, sizeof(query), 0, reinterpret_cast<sockaddr*>(&peer), &peer_len);
+      if (n < 12) continue;
+      // Question: QNAME labels, QTYPE, QCLASS right after the 12-byte header.
+      size_t pos = 12;
+      while (pos < static_cast<size_t>(n) && query[pos] != 0) pos += query[pos] + 1;
+      if (pos + 5 > static_cast<size_t>(n)) continue;
+      const size_t question_end = pos + 5;
+      const int qtype = (query[pos + 1] << 8) | query[pos + 2];
+      std::string reply(reinterpret_cast<char*>(query), question_end);
+      const int answers = qtype == 1 ? static_cast<int>(addresses_.size()) : 0;
+      if (qtype == 1) a_queries_.fetch_add(1);
+      reply[2] = static_cast<char>(0x84 | (query[2] & 0x01));  // QR, AA, RD copied
+      reply[3] = static_cast<char>(0x80);                      // RA, NOERROR
+      reply[4] = 0, reply[5] = 1;                              // QDCOUNT
+      reply[6] = 0, reply[7] = static_cast<char>(answers);     // ANCOUNT
+      reply[8] = reply[9] = reply[10] = reply[11] = 0;         // NSCOUNT, ARCOUNT
+      for (int i = 0; i < answers; ++i) {
+        in_addr ip{};
+        inet_pton(AF_INET, addresses_[i].c_str(), &ip);
+        const unsigned char record[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4};
+        reply.append(reinterpret_cast<const char*>(record), sizeof(record));
+        reply.append(reinterpret_cast<const char*>(&ip), 4);
+      }
+      sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), peer_len);
+    }
+  }
+
+  const std::vector<std::string> addresses_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> a_queries_{0};
+  std::thread thread_;
+};
+
+TEST(ClientIntegrationTest, DnsRoundRobinSpreadsCallsOverEveryResolvedServer) {
+  // Two servers on one port of two loopback addresses; one name resolves to both.
+  auto first = ServerProcess::Start(kServer, ServerArgs(), "127.0.0.1:0");
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int port = (*first)->port();
+  auto second = ServerProcess::Start(kServer, ServerArgs(), absl::StrCat("127.0.0.2:", port));
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE((*first)->WaitServing(std::chrono::seconds(60)).ok());
+  ASSERT_TRUE((*second)->WaitServing(std::chrono::seconds(60)).ok());
+  DnsResponder dns({"127.0.0.1", "127.0.0.2"});
+
+  Options options;
+  options.target = absl::StrCat("dns://127.0.0.1:", dns.port(), "/cropshield.test:", port);
+  ASSERT_EQ(client::EffectiveLbPolicy(options), "round_robin");
+  auto client = MakeClient(options);
+  const v1::PredictRequest request = SampleRequest();
+  std::map<std::string, int> peers;
+  constexpr int kCalls = 24;
+  for (int i = 0; i < kCalls; ++i) {
+    CallInfo info;
+    absl::StatusOr<v1::PredictResponse> response = client->Predict(request, {}, &info);
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->predictions(0).label(), kSampleLabel);
+    ++peers[info.peer];
+  }
+  EXPECT_GT(dns.a_queries(), 0);
+  ASSERT_EQ(peers.size(), 2u) << ::testing::PrintToString(peers);
+
+  // Each server's own Stats confirm it took a share of the calls.
+  Options direct;
+  direct.target = (*first)->address();
+  absl::StatusOr<v1::StatsResponse> first_stats = MakeClient(direct)->Stats();
+  direct.target = (*second)->address();
+  absl::StatusOr<v1::StatsResponse> second_stats = MakeClient(direct)->Stats();
+  ASSERT_TRUE(first_stats.ok() && second_stats.ok());
+  const int64_t a = PredictCalls(*first_stats), b = PredictCalls(*second_stats);
+  EXPECT_EQ(a + b, kCalls);
+  EXPECT_GE(a, kCalls / 4) << "first " << a << ", second " << b;
+  EXPECT_GE(b, kCalls / 4) << "first " << a << ", second " << b;
+
+  // The CLI takes the same target (round_robin by default for dns: targets).
+  CommandResult cli = RunCommand(absl::StrCat(kCli, " predict ", kSamples, "/", kSample, " ",
+                                              kSamples, "/", kSample, " --target=", options.target),
+                                 /*merge_stderr=*/true);
+  EXPECT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_THAT(cli.output, HasSubstr(kSampleLabel));
+}
+
+}  // namespace
+}  // namespace cropshield
