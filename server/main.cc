@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "server/engine/model.h"
@@ -75,9 +77,32 @@ ABSL_FLAG(int64_t, predict_cache_bytes, 0,
 ABSL_FLAG(int, cache_shards, 16, "Shards of each cache (each with its own lock).");
 ABSL_FLAG(int, cache_ttl_s, 0, "Seconds a cache entry lives; 0 keeps entries until evicted.");
 ABSL_FLAG(std::string, admin_token_file, "",
-          "File holding the admin token for ClearCache (authorization: Bearer <token>). The "
-          "environment variable CROPSHIELD_ADMIN_TOKEN is used when this is empty. Without a token "
-          "admin RPCs are accepted from loopback peers only.");
+          "File holding the admin token for ClearCache and ReloadModel (authorization: Bearer "
+          "<token>). The environment variable CROPSHIELD_ADMIN_TOKEN is used when this is empty. "
+          "Without a token or --admin_client_identities admin RPCs are accepted from loopback "
+          "peers only.");
+ABSL_FLAG(std::vector<std::string>, admin_client_identities, {},
+          "Comma-separated client certificate identities (subject CN or a subject alternative "
+          "name) admitted to admin RPCs over mutual TLS (needs --tls_client_ca).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM server certificate (chain) file; with --tls_key the gRPC port serves TLS only.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key file of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).");
+ABSL_FLAG(int64_t, max_inflight_calls, 1024,
+          "Predict/Explain calls accepted at once; more get RESOURCE_EXHAUSTED at once. 0: no "
+          "limit besides the queues.");
+ABSL_FLAG(int, max_concurrent_streams, 256,
+          "Concurrent calls per client connection (HTTP/2 streams); 0 keeps gRPC's default.");
+ABSL_FLAG(int64_t, retry_pushback_ms, 100,
+          "Retry hint sent as grpc-retry-pushback-ms trailing metadata with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, model_poll_interval_s, 0,
+          "Seconds between looks at the model repository for a different highest version, which "
+          "is then loaded, warmed up and swapped in; 0 disables the watch (ReloadModel still "
+          "works).");
+ABSL_FLAG(int, drain_delay_ms, 0,
+          "On SIGINT/SIGTERM, how long to keep serving with health NOT_SERVING (so that load "
+          "balancers move away) before new calls are refused; then --shutdown_grace_ms applies.");
 ABSL_FLAG(bool, optimize, true,
           "Freeze + optimize_for_inference at load (kept only if outputs agree within 1e-4).");
 ABSL_FLAG(int, warmup_iterations, 3,
@@ -87,7 +112,6 @@ ABSL_FLAG(int, shutdown_grace_ms, 10000,
 
 namespace {
 
-using cropshield::engine::Model;
 
 // The token never appears in logs or flags' values shown by --help.
 absl::StatusOr<std::string> ReadAdminToken(const std::string& path) {
@@ -101,6 +125,18 @@ absl::StatusOr<std::string> ReadAdminToken(const std::string& path) {
   }
   while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
   return token;
+}
+
+// "" for an empty path.
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* flag) {
+  if (path.empty()) return std::string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("--", flag, ": cannot open ", path));
+  std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (contents.find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", path, " is not PEM"));
+  }
+  return contents;
 }
 
 int Run() {
@@ -141,53 +177,83 @@ int Run() {
     CS_LOG_ERROR("cannot read admin token: ", token.status().ToString());
     return 1;
   }
-  options.service.admin_token = *std::move(token);
+  options.service.admin.token = *std::move(token);
+  options.service.admin.client_identities = absl::GetFlag(FLAGS_admin_client_identities);
+  options.service.max_inflight_calls = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_inflight_calls));
+  options.service.retry_pushback_ms = std::max<int64_t>(1, absl::GetFlag(FLAGS_retry_pushback_ms));
+  options.max_concurrent_streams = std::max(0, absl::GetFlag(FLAGS_max_concurrent_streams));
+  for (auto [target, path, flag] :
+       {std::tuple{&options.tls_cert_pem, absl::GetFlag(FLAGS_tls_cert), "tls_cert"},
+        std::tuple{&options.tls_key_pem, absl::GetFlag(FLAGS_tls_key), "tls_key"},
+        std::tuple{&options.tls_client_ca_pem, absl::GetFlag(FLAGS_tls_client_ca),
+                   "tls_client_ca"}}) {
+    absl::StatusOr<std::string> pem = ReadPemFile(path, flag);
+    if (!pem.ok()) {
+      CS_LOG_ERROR("cannot start: ", pem.status().ToString());
+      return 1;
+    }
+    *target = *std::move(pem);
+  }
+  if (!options.service.admin.client_identities.empty() && options.tls_client_ca_pem.empty()) {
+    CS_LOG_ERROR("cannot start: --admin_client_identities needs mutual TLS (--tls_client_ca)");
+    return 1;
+  }
+
+  cropshield::service::ModelManagerOptions& models = options.models;
+  models.model_path = absl::GetFlag(FLAGS_model);
+  models.model_name = absl::GetFlag(FLAGS_model_name);
+  models.poll_interval = absl::Seconds(std::max(0, absl::GetFlag(FLAGS_model_poll_interval_s)));
+  models.load_options.device = absl::GetFlag(FLAGS_device);
+  models.load_options.optimize = absl::GetFlag(FLAGS_optimize);
+  models.load_options.precision = absl::GetFlag(FLAGS_precision);
+  models.load_options.channels_last = absl::GetFlag(FLAGS_channels_last);
+  models.load_options.warmup_iterations = std::max(1, absl::GetFlag(FLAGS_warmup_iterations));
+  models.load_options.max_batch_size =
+      std::max(options.service.max_batch_size, options.service.explain_max_batch_size);
+
   auto server = cropshield::service::CropShieldServer::Start(options);
   if (!server.ok()) {
     CS_LOG_ERROR("cannot start: ", server.status().ToString());
     return 1;
   }
-  CS_LOG_INFO("listening on port ", (*server)->port(), " (NOT_SERVING until the model is warm)");
+  CS_LOG_INFO("listening on port ", (*server)->port(), " (NOT_SERVING until the model is warm",
+              options.tls_cert_pem.empty()         ? "; plaintext"
+              : options.tls_client_ca_pem.empty() ? "; TLS"
+                                                   : "; mutual TLS",
+              ")");
   // After the gRPC line: tools that take the first "listening on port" match get the gRPC port.
   if ((*server)->metrics_port() > 0) {
     CS_LOG_INFO("metrics listening on port ", (*server)->metrics_port(),
                 " (GET /metrics; --metrics_address=", options.metrics_address, ")");
   }
 
-  auto package = cropshield::engine::ResolveModelPackage(absl::GetFlag(FLAGS_model),
-                                                         absl::GetFlag(FLAGS_model_name),
-                                                         absl::GetFlag(FLAGS_model_version));
-  if (!package.ok()) {
-    CS_LOG_ERROR("cannot load model: ", package.status().ToString());
+  absl::StatusOr<cropshield::service::ReloadOutcome> loaded =
+      (*server)->model_manager()->LoadNow(absl::GetFlag(FLAGS_model_version));
+  if (!loaded.ok()) {
+    CS_LOG_ERROR("cannot load model: ", loaded.status().ToString());
     return 1;
   }
-  cropshield::engine::ModelOptions model_options;
-  model_options.package = *std::move(package);
-  model_options.device = absl::GetFlag(FLAGS_device);
-  model_options.optimize = absl::GetFlag(FLAGS_optimize);
-  model_options.precision = absl::GetFlag(FLAGS_precision);
-  model_options.channels_last = absl::GetFlag(FLAGS_channels_last);
-  model_options.warmup_iterations = std::max(1, absl::GetFlag(FLAGS_warmup_iterations));
-  model_options.max_batch_size =
-      std::max(options.service.max_batch_size, options.service.explain_max_batch_size);
-  auto model = Model::Create(std::move(model_options));
-  if (!model.ok()) {
-    CS_LOG_ERROR("cannot load model: ", model.status().ToString());
+  auto served = (*server)->models().Get(cropshield::v1::ModelSpec());
+  if (!served.ok()) {
+    CS_LOG_ERROR("cannot load model: ", served.status().ToString());
     return 1;
   }
-  std::shared_ptr<const Model> served = *std::move(model);
-  const auto& report = served->load_report();
-  CS_LOG_INFO("model ", served->package().directory, ": ",
-              report.optimized ? "frozen+optimized module (max prob diff " : "original module (",
-              report.optimized ? absl::StrCat(report.optimized_max_abs_diff) : report.optimize_note,
-              "); load ", report.load_seconds, " s, warm-up ", report.warmup_seconds, " s");
-  (*server)->models().SetDefault(served);
   (*server)->SetServing(true);
-  CS_LOG_INFO("SERVING model=", served->name(), " version=", served->version(),
-              " device=", served->device_name(), " precision=", served->precision(),
-              " classes=", served->num_classes(), " address=", options.address,
+  (*server)->model_manager()->StartWatching();
+  const std::string admin =
+      options.service.admin.token.empty() && options.service.admin.client_identities.empty()
+          ? "loopback-only"
+          : absl::StrCat(options.service.admin.token.empty() ? "" : "token",
+                         !options.service.admin.token.empty() &&
+                                 !options.service.admin.client_identities.empty()
+                             ? "+"
+                             : "",
+                         options.service.admin.client_identities.empty() ? "" : "mtls-identities");
+  CS_LOG_INFO("SERVING model=", (*served)->name(), " version=", (*served)->version(),
+              " device=", (*served)->device_name(), " precision=", (*served)->precision(),
+              " classes=", (*served)->num_classes(), " address=", options.address,
               " port=", (*server)->port(), " workers=", workers, " threads=", threads,
-              " admin=", options.service.admin_token.empty() ? "loopback-only" : "token");
+              " admin=", admin);
   if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
     std::ofstream(tmp) << (*server)->port() << "\n";
@@ -196,8 +262,19 @@ int Run() {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
+  const int drain_delay_ms = std::max(0, absl::GetFlag(FLAGS_drain_delay_ms));
   CS_LOG_INFO("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
-              ": draining in-flight calls, then exiting");
+              ": health NOT_SERVING, serving on for ", drain_delay_ms,
+              " ms (--drain_delay_ms), then finishing accepted calls (up to ",
+              absl::GetFlag(FLAGS_shutdown_grace_ms), " ms) and exiting");
+  (*server)->SetServing(false);
+  if (drain_delay_ms > 0) {
+    // A second signal cuts the delay short.
+    const timespec delay = {drain_delay_ms / 1000, (drain_delay_ms % 1000) * 1000000L};
+    if (sigtimedwait(&stop_signals, nullptr, &delay) > 0) {
+      CS_LOG_INFO("second stop signal: ending the drain delay early");
+    }
+  }
   (*server)->Shutdown(std::chrono::milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
   CS_LOG_INFO("stopped");
   return 0;

@@ -40,6 +40,12 @@ constexpr FamilySpec kFamilies[] = {
      "GPU memory occupied by tensors (CUDA caching allocator).", MetricType::Gauge},
     {"cropshield_gpu_memory_reserved_bytes",
      "GPU memory held by the CUDA caching allocator (allocated plus cached).", MetricType::Gauge},
+    {"cropshield_model_loads_total", "Model loads by trigger (startup, rpc, watch) and result.",
+     MetricType::Counter},
+    {"cropshield_model_last_load_success", "1 when the most recent model load succeeded, else 0.",
+     MetricType::Gauge},
+    {"cropshield_model_last_load_timestamp_seconds",
+     "Unix time when the most recent model load finished.", MetricType::Gauge},
 };
 
 }  // namespace
@@ -103,6 +109,21 @@ void StateCollector::AddGpuMemory(std::function<std::vector<GpuMemory>()> read) 
                gpu.allocated_bytes);
       sink.Add("cropshield_gpu_memory_reserved_bytes", {{"device", gpu.device}},
                gpu.reserved_bytes);
+    }
+  });
+}
+
+void StateCollector::AddModelLoads(std::function<ModelLoads()> read) {
+  AddSource([read = std::move(read)](Sink& sink) {
+    const ModelLoads loads = read();
+    for (const ModelLoads::Count& count : loads.counts) {
+      sink.Add("cropshield_model_loads_total",
+               {{"trigger", count.trigger}, {"result", count.result}}, count.count);
+    }
+    if (loads.last_finished_unix_seconds > 0) {
+      sink.Add("cropshield_model_last_load_success", {}, loads.last_ok ? 1 : 0);
+      sink.Add("cropshield_model_last_load_timestamp_seconds", {},
+               loads.last_finished_unix_seconds);
     }
   });
 }

@@ -15,6 +15,10 @@
 //   cropshield_model_warmup_seconds{model,version}           gauge: optimisation and warm-up
 //   cropshield_gpu_memory_allocated_bytes{device}            gauge: CUDA caching allocator, in use
 //   cropshield_gpu_memory_reserved_bytes{device}             gauge: CUDA caching allocator, held
+//   cropshield_model_loads_total{trigger,result}             counter: model loads (startup, rpc,
+//                                                            watch) that succeeded or failed
+//   cropshield_model_last_load_success                       gauge: 1 when the last load worked
+//   cropshield_model_last_load_timestamp_seconds             gauge: Unix time of the last load
 // and typed Add* methods for the components that own the state. A family with no source (or
 // whose sources give no samples, like GPU memory on CPU) is left out of the exposition.
 //
@@ -58,6 +62,17 @@ class StateCollector : public CallbackCollector {
     double reserved_bytes = 0;
   };
 
+  struct ModelLoads {
+    struct Count {
+      std::string trigger;  // "startup", "rpc", "watch"
+      std::string result;   // "ok", "error"
+      double count = 0;
+    };
+    std::vector<Count> counts;
+    bool last_ok = true;
+    double last_finished_unix_seconds = 0;
+  };
+
   StateCollector();
 
   void AddInFlight(std::function<double()> read);
@@ -65,6 +80,7 @@ class StateCollector : public CallbackCollector {
   void AddCache(const std::string& cache, std::function<CacheCounters()> read);
   void AddModels(std::function<std::vector<ModelInfo>()> read);
   void AddGpuMemory(std::function<std::vector<GpuMemory>()> read);
+  void AddModelLoads(std::function<ModelLoads()> read);
 };
 
 }  // namespace cropshield::metrics

@@ -1,5 +1,7 @@
 #include "server/service/admin_auth.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 
 namespace cropshield::service {
@@ -22,20 +24,34 @@ bool IsLoopbackPeer(absl::string_view peer) {
          absl::StartsWith(peer, "unix:");
 }
 
-absl::Status AuthorizeAdmin(absl::string_view configured_token, absl::string_view authorization,
-                            absl::string_view peer) {
-  if (configured_token.empty()) {
+absl::Status AuthorizeAdmin(const AdminPolicy& policy, absl::string_view authorization,
+                            absl::string_view peer,
+                            absl::Span<const std::string> verified_identities) {
+  if (policy.token.empty() && policy.client_identities.empty()) {
     if (IsLoopbackPeer(peer)) return absl::OkStatus();
     return absl::PermissionDeniedError(
         "admin RPCs are accepted only from loopback when the server has no admin token "
-        "(--admin_token_file or CROPSHIELD_ADMIN_TOKEN)");
+        "(--admin_token_file or CROPSHIELD_ADMIN_TOKEN) and no --admin_client_identities");
+  }
+  for (const std::string& identity : verified_identities) {
+    if (std::find(policy.client_identities.begin(), policy.client_identities.end(), identity) !=
+        policy.client_identities.end()) {
+      return absl::OkStatus();
+    }
   }
   constexpr absl::string_view kBearer = "Bearer ";
+  if (policy.token.empty()) {
+    return absl::PermissionDeniedError(
+        "admin RPC needs a client certificate whose identity is on --admin_client_identities");
+  }
   if (!absl::StartsWith(authorization, kBearer)) {
     return absl::PermissionDeniedError(
-        "admin RPC needs 'authorization: Bearer <admin token>' metadata");
+        policy.client_identities.empty()
+            ? "admin RPC needs 'authorization: Bearer <admin token>' metadata"
+            : "admin RPC needs 'authorization: Bearer <admin token>' metadata or an allowed "
+              "client certificate");
   }
-  if (!ConstantTimeEquals(authorization.substr(kBearer.size()), configured_token)) {
+  if (!ConstantTimeEquals(authorization.substr(kBearer.size()), policy.token)) {
     return absl::PermissionDeniedError("admin token is not valid");
   }
   return absl::OkStatus();

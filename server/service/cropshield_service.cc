@@ -45,6 +45,8 @@ const char* RpcName(Rpc rpc) {
       return "ClearCache";
     case Rpc::kStats:
       return "Stats";
+    case Rpc::kReloadModel:
+      return "ReloadModel";
   }
   return "unknown";
 }
@@ -67,7 +69,9 @@ metrics::StateCollector::CacheCounters ToCacheCounters(const cache::CacheStats& 
 // One accepted call: finishes its reactor exactly once and accounts for it.
 struct CallState {
   Rpc rpc;
+  grpc::CallbackServerContext* context;
   grpc::ServerUnaryReactor* reactor;
+  int64_t retry_pushback_ms;
   Stopwatch received;
   RequestStats* stats;
   std::atomic<int64_t>* in_flight;
@@ -88,6 +92,10 @@ struct CallState {
         status.code() == absl::StatusCode::kDataLoss) {
       CS_LOG_ERROR("call failed", request_id.empty() ? "" : " request_id=", request_id, ": ",
                    status.ToString());
+    }
+    if (status.code() == absl::StatusCode::kResourceExhausted) {
+      // Read by gRPC's retry machinery and by our client library.
+      context->AddTrailingMetadata("grpc-retry-pushback-ms", absl::StrCat(retry_pushback_ms));
     }
     in_flight->fetch_sub(1, std::memory_order_relaxed);
     reactor->Finish(ToGrpcStatus(status));
@@ -141,8 +149,8 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
     metrics_registry = service->own_metrics_.get();
   }
   metrics::ServerMetrics::Options metrics_options;
-  metrics_options.rpcs = {"Predict", "Explain", "ClearCache", "Stats"};
-  metrics_options.queues = {"executor", "explain_batcher", "predict_batcher"};
+  metrics_options.rpcs = {"Predict", "Explain", "ClearCache", "Stats", "ReloadModel"};
+  metrics_options.queues = {"executor", "explain_batcher", "predict_batcher", "inflight"};
   metrics_options.batchers = {"explain", "predict"};
   metrics_options.max_batch_size = std::max(options.explain_max_batch_size, options.max_batch_size);
   auto server_metrics =
@@ -276,11 +284,48 @@ bool AnswerFromCache(cache::ShardedLruCache* cache, const cache::CacheKey& key,
 }  // namespace
 
 std::shared_ptr<CallState> CropShieldServiceImpl::StartCall(Rpc rpc,
-                                                            grpc::ServerUnaryReactor* reactor,
+                                                            grpc::CallbackServerContext* context,
                                                             std::string request_id) {
   in_flight_.fetch_add(1, std::memory_order_relaxed);
-  return std::make_shared<CallState>(CallState{rpc, reactor, Stopwatch(), &stats_, &in_flight_,
-                                               std::move(request_id), metrics_.get()});
+  return std::make_shared<CallState>(CallState{rpc, context, context->DefaultReactor(),
+                                               options_.retry_pushback_ms, Stopwatch(), &stats_,
+                                               &in_flight_, std::move(request_id),
+                                               metrics_.get()});
+}
+
+bool CropShieldServiceImpl::Admit(CallState& call) {
+  const int64_t limit = options_.max_inflight_calls;
+  if (limit <= 0 || in_flight_.load(std::memory_order_relaxed) <= limit) return true;
+  metrics_->CountRejected("inflight");
+  call.Finish(absl::ResourceExhaustedError(
+      absl::StrCat("server has ", limit, " calls in flight (--max_inflight_calls); retry after ",
+                   options_.retry_pushback_ms, " ms")));
+  return false;
+}
+
+bool CropShieldServiceImpl::AuthorizeAdminCall(grpc::CallbackServerContext* context,
+                                               CallState& call) {
+  std::string authorization;
+  auto it = context->client_metadata().find("authorization");
+  if (it != context->client_metadata().end()) {
+    authorization.assign(it->second.data(), it->second.size());
+  }
+  // Identities of a client certificate the TLS layer verified (mTLS only).
+  std::vector<std::string> identities;
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  if (auth != nullptr && auth->IsPeerAuthenticated()) {
+    for (const char* property : {"x509_common_name", "x509_subject_alternative_name"}) {
+      for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+        identities.emplace_back(value.data(), value.size());
+      }
+    }
+  }
+  absl::Status allowed = AuthorizeAdmin(options_.admin, authorization, context->peer(), identities);
+  if (allowed.ok()) return true;
+  CS_LOG_WARNING(RpcName(call.rpc), " refused for peer ", context->peer(), ": ",
+                 allowed.message());
+  call.Finish(allowed);
+  return false;
 }
 
 absl::StatusOr<std::shared_ptr<const engine::Model>> CropShieldServiceImpl::ModelForCall(
@@ -324,8 +369,9 @@ void CropShieldServiceImpl::PrepareThenBatch(const std::shared_ptr<Job>& job,
 grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(
     grpc::CallbackServerContext* context, const cropshield::v1::PredictRequest* request,
     cropshield::v1::PredictResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::shared_ptr<CallState> call = StartCall(Rpc::kPredict, reactor, request->request_id());
+  std::shared_ptr<CallState> call = StartCall(Rpc::kPredict, context, request->request_id());
+  grpc::ServerUnaryReactor* reactor = call->reactor;
+  if (!Admit(*call)) return reactor;
   absl::StatusOr<std::shared_ptr<const engine::Model>> model =
       ModelForCall(request->model(), *call);
   if (!model.ok()) return reactor;
@@ -434,8 +480,9 @@ void CropShieldServiceImpl::FinishPredictJob(const std::shared_ptr<PredictJob>& 
 grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(
     grpc::CallbackServerContext* context, const cropshield::v1::ExplainRequest* request,
     cropshield::v1::ExplainResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::shared_ptr<CallState> call = StartCall(Rpc::kExplain, reactor, request->request_id());
+  std::shared_ptr<CallState> call = StartCall(Rpc::kExplain, context, request->request_id());
+  grpc::ServerUnaryReactor* reactor = call->reactor;
+  if (!Admit(*call)) return reactor;
   absl::StatusOr<std::shared_ptr<const engine::Model>> model =
       ModelForCall(request->model(), *call);
   if (!model.ok()) return reactor;
@@ -553,18 +600,9 @@ void FillCacheStats(const cache::CacheStats& in, cropshield::v1::CacheStats* out
 grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
     grpc::CallbackServerContext* context, const cropshield::v1::ClearCacheRequest* request,
     cropshield::v1::ClearCacheResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::shared_ptr<CallState> call = StartCall(Rpc::kClearCache, reactor, "");
-  std::string authorization;
-  auto it = context->client_metadata().find("authorization");
-  if (it != context->client_metadata().end())
-    authorization.assign(it->second.data(), it->second.size());
-  absl::Status allowed = AuthorizeAdmin(options_.admin_token, authorization, context->peer());
-  if (!allowed.ok()) {
-    CS_LOG_WARNING("ClearCache refused for peer ", context->peer(), ": ", allowed.message());
-    call->Finish(allowed);
-    return reactor;
-  }
+  std::shared_ptr<CallState> call = StartCall(Rpc::kClearCache, context, "");
+  grpc::ServerUnaryReactor* reactor = call->reactor;
+  if (!AuthorizeAdminCall(context, *call)) return reactor;
   const bool both = !request->explain_cache() && !request->predict_cache();
   std::string model_name;
   int64_t version = 0;
@@ -608,8 +646,8 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::ClearCache(
 grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(
     grpc::CallbackServerContext* context, const cropshield::v1::StatsRequest* /*request*/,
     cropshield::v1::StatsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::shared_ptr<CallState> call = StartCall(Rpc::kStats, reactor, "");
+  std::shared_ptr<CallState> call = StartCall(Rpc::kStats, context, "");
+  grpc::ServerUnaryReactor* reactor = call->reactor;
   stats_.Fill(response);
   for (const auto& model : models_->All()) {
     cropshield::v1::ModelInfo* info = response->add_models();
@@ -624,8 +662,48 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(
     FillCacheStats(predict_cache_->Stats(), response->mutable_predict_cache());
   // This call itself is in flight; report the others.
   response->set_in_flight(std::max<int64_t>(0, in_flight_.load(std::memory_order_relaxed) - 1));
+  if (model_manager_ != nullptr) *response->mutable_last_model_load() = model_manager_->LastLoad();
   call->Finish(absl::OkStatus());
   return reactor;
+}
+
+grpc::ServerUnaryReactor* CropShieldServiceImpl::ReloadModel(
+    grpc::CallbackServerContext* context, const cropshield::v1::ReloadModelRequest* request,
+    cropshield::v1::ReloadModelResponse* response) {
+  std::shared_ptr<CallState> call = StartCall(Rpc::kReloadModel, context, "");
+  grpc::ServerUnaryReactor* reactor = call->reactor;
+  if (!AuthorizeAdminCall(context, *call)) return reactor;
+  if (request->version() < 0) {
+    call->Finish(absl::InvalidArgumentError(
+        absl::StrCat("version must be >= 0 (0: the highest), got ", request->version())));
+    return reactor;
+  }
+  if (model_manager_ == nullptr) {
+    call->Finish(absl::UnimplementedError("this server has no model repository to reload from"));
+    return reactor;
+  }
+  CS_LOG_INFO("ReloadModel by ", context->peer(), ": version ",
+              request->version() == 0 ? "latest" : absl::StrCat(request->version()));
+  // Loading and warm-up take seconds: the manager's thread finishes the call.
+  model_manager_->ReloadAsync(request->version(),
+                              [call, response](absl::StatusOr<ReloadOutcome> outcome) {
+                                if (!outcome.ok()) return call->Finish(outcome.status());
+                                *response->mutable_previous() = outcome->previous;
+                                *response->mutable_current() = outcome->current;
+                                response->set_reloaded(outcome->reloaded);
+                                response->set_load_seconds(outcome->load_seconds);
+                                call->Finish(absl::OkStatus());
+                              });
+  return reactor;
+}
+
+void CropShieldServiceImpl::DropModelCaches(const std::string& name, int64_t version) {
+  cache::ShardedLruCache::Freed explain = explain_cache_->ClearModel(name, version);
+  cache::ShardedLruCache::Freed predict;
+  if (predict_cache_ != nullptr) predict = predict_cache_->ClearModel(name, version);
+  CS_LOG_INFO("dropped cache entries of ", name, " version ", version, ": explain ",
+              explain.entries, " entries / ", explain.bytes, " bytes, predict ", predict.entries,
+              " entries / ", predict.bytes, " bytes");
 }
 
 }  // namespace cropshield::service

@@ -21,6 +21,8 @@
 #include "server/cache/sharded_lru_cache.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/metrics/server_metrics.h"
+#include "server/service/admin_auth.h"
+#include "server/service/model_manager.h"
 #include "server/service/model_registry.h"
 #include "server/service/predict_pipeline.h"
 #include "server/service/request_stats.h"
@@ -45,8 +47,14 @@ struct ServiceOptions {
   absl::Duration cache_ttl = absl::ZeroDuration();
   // Predict response cache; 0 disables it (the default).
   int64_t predict_cache_bytes = 0;
-  // Token admin RPCs must present as "authorization: Bearer <token>"; empty admits loopback only.
-  std::string admin_token;
+  // Who may call admin RPCs (ClearCache, ReloadModel): a bearer token and/or mTLS identities;
+  // with neither, loopback peers only.
+  AdminPolicy admin;
+  // Predict and Explain calls accepted at once; beyond it calls get RESOURCE_EXHAUSTED at once.
+  // 0: no limit besides the queues.
+  int64_t max_inflight_calls = 0;
+  // Sent as `grpc-retry-pushback-ms` trailing metadata with every RESOURCE_EXHAUSTED refusal.
+  int64_t retry_pushback_ms = 100;
 };
 
 struct CallState;
@@ -74,6 +82,16 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
                                   const cropshield::v1::StatsRequest* request,
                                   cropshield::v1::StatsResponse* response) override;
+  grpc::ServerUnaryReactor* ReloadModel(grpc::CallbackServerContext* context,
+                                        const cropshield::v1::ReloadModelRequest* request,
+                                        cropshield::v1::ReloadModelResponse* response) override;
+
+  // Where ReloadModel sends its work; set once before the server starts (without one, ReloadModel
+  // answers UNIMPLEMENTED). Must outlive the service's calls.
+  void set_model_manager(ModelManager* manager) { model_manager_ = manager; }
+
+  // Drops the cache entries of a model version that no longer serves.
+  void DropModelCaches(const std::string& name, int64_t version);
 
   // Calls accepted and not yet finished.
   int64_t InFlight() const { return in_flight_.load(std::memory_order_relaxed); }
@@ -85,8 +103,12 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models);
 
   // Counts the call in flight; the returned state finishes it exactly once.
-  std::shared_ptr<CallState> StartCall(Rpc rpc, grpc::ServerUnaryReactor* reactor,
+  std::shared_ptr<CallState> StartCall(Rpc rpc, grpc::CallbackServerContext* context,
                                        std::string request_id);
+  // False (and the call finished with RESOURCE_EXHAUSTED) when max_inflight_calls are running.
+  bool Admit(CallState& call);
+  // Admin RPCs: OK, or the call is finished with PERMISSION_DENIED.
+  bool AuthorizeAdminCall(grpc::CallbackServerContext* context, CallState& call);
   // The model `spec` asks for; on error the call is finished with it.
   absl::StatusOr<std::shared_ptr<const engine::Model>> ModelForCall(
       const cropshield::v1::ModelSpec& spec, CallState& call);
@@ -103,6 +125,7 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
 
   const ServiceOptions options_;
   const ModelRegistry* const models_;
+  ModelManager* model_manager_ = nullptr;
   std::unique_ptr<cache::ShardedLruCache> explain_cache_;
   std::unique_ptr<cache::ShardedLruCache> predict_cache_;  // null when disabled
   std::unique_ptr<BoundedExecutor> executor_;

@@ -5,7 +5,7 @@
 namespace cropshield::service {
 namespace {
 
-constexpr const char* kRpcNames[] = {"Predict", "Explain", "ClearCache", "Stats"};
+constexpr const char* kRpcNames[] = {"Predict", "Explain", "ClearCache", "Stats", "ReloadModel"};
 constexpr const char* kStageNames[] = {"decode",    "preprocess", "queue",
                                        "inference", "explain",    "encode"};
 

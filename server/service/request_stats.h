@@ -19,7 +19,7 @@
 
 namespace cropshield::service {
 
-enum class Rpc { kPredict, kExplain, kClearCache, kStats };
+enum class Rpc { kPredict, kExplain, kClearCache, kStats, kReloadModel };
 enum class Stage { kDecode, kPreprocess, kQueue, kInference, kExplain, kEncode };
 
 class RequestStats {
@@ -35,7 +35,7 @@ class RequestStats {
   void Fill(cropshield::v1::StatsResponse* response) const;
 
  private:
-  static constexpr int kRpcs = 4;
+  static constexpr int kRpcs = 5;
   static constexpr int kStages = 6;
   const absl::Time start_;
   std::array<LatencyWindow, kRpcs> rpc_latency_;

@@ -21,6 +21,16 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
       CropShieldServiceImpl::Create(options.service, &server->models_, &server->metrics_);
   if (!service.ok()) return service.status();
   server->service_ = *std::move(service);
+  if (!options.models.model_path.empty()) {
+    ModelManagerOptions manager_options = options.models;
+    manager_options.on_retire = [service = server->service_.get()](const engine::Model& retired) {
+      service->DropModelCaches(retired.name(), retired.version());
+    };
+    auto manager = ModelManager::Create(std::move(manager_options), &server->models_);
+    if (!manager.ok()) return manager.status();
+    server->model_manager_ = *std::move(manager);
+    server->service_->set_model_manager(server->model_manager_.get());
+  }
 
   server->process_registration_ =
       server->metrics_.Add(std::make_shared<metrics::ProcessCollector>());
@@ -41,6 +51,18 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
     }
     return gpus;
   });
+  if (server->model_manager_ != nullptr) {
+    state->AddModelLoads([manager = server->model_manager_.get()] {
+      ModelLoadCounters counters = manager->Counters();
+      metrics::StateCollector::ModelLoads loads;
+      for (const auto& [key, count] : counters.loads) {
+        loads.counts.push_back({key.first, key.second, static_cast<double>(count)});
+      }
+      loads.last_ok = counters.last_ok;
+      loads.last_finished_unix_seconds = counters.last_finished_unix_seconds;
+      return loads;
+    });
+  }
   server->state_registration_ = server->metrics_.Add(std::move(state));
   if (!options.metrics_address.empty()) {
     auto endpoint = metrics::StartMetricsEndpoint(options.metrics_address, &server->metrics_);
@@ -56,8 +78,26 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options.tls_cert_pem.empty() || !options.tls_key_pem.empty()) {
+    if (options.tls_cert_pem.empty() || options.tls_key_pem.empty()) {
+      return absl::InvalidArgumentError("TLS needs both a certificate and a key");
+    }
+    grpc::SslServerCredentialsOptions tls(
+        options.tls_client_ca_pem.empty()
+            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    tls.pem_root_certs = options.tls_client_ca_pem;
+    tls.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
+    credentials = grpc::SslServerCredentials(tls);
+  } else if (!options.tls_client_ca_pem.empty()) {
+    return absl::InvalidArgumentError("a TLS client CA needs a server certificate and key too");
+  }
+  builder.AddListeningPort(options.address, credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  if (options.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
@@ -81,6 +121,8 @@ void CropShieldServer::SetServing(bool serving) {
 void CropShieldServer::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  // Answers queued ReloadModel calls, so that the gRPC server can wait for every call below.
+  if (model_manager_ != nullptr) model_manager_->Shutdown();
   if (server_ != nullptr) {
     SetServing(false);
     server_->Shutdown(std::chrono::system_clock::now() + grace);

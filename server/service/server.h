@@ -15,6 +15,7 @@
 #include "server/metrics/http_server.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/service/cropshield_service.h"
+#include "server/service/model_manager.h"
 #include "server/service/model_registry.h"
 
 namespace grpc {
@@ -27,6 +28,16 @@ struct ServerOptions {
   std::string address = "0.0.0.0:50051";
   int64_t max_message_bytes = 16 << 20;
   ServiceOptions service;
+  // TLS: PEM contents (not paths). With a certificate and key the port serves TLS only; with a
+  // client CA as well, clients must present a certificate that CA signed (mutual TLS).
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  std::string tls_client_ca_pem;
+  // Concurrent calls (HTTP/2 streams) per client connection; 0 keeps gRPC's default.
+  int max_concurrent_streams = 0;
+  // Model loading and hot reload; an empty model_path leaves loading to the caller (tests) and
+  // makes ReloadModel answer UNIMPLEMENTED.
+  ModelManagerOptions models;
   // host:port of the HTTP /metrics endpoint; port 0 picks a free one; empty disables it. A
   // malformed address fails Start; an address that cannot be bound (in use) only disables the
   // endpoint, with an error in the log, so that gRPC serving does not depend on it.
@@ -45,13 +56,15 @@ class CropShieldServer {
   // The metrics endpoint's port; 0 when it is disabled or could not bind.
   int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
   ModelRegistry& models() { return models_; }
+  // Null when ServerOptions::models.model_path was empty.
+  ModelManager* model_manager() { return model_manager_.get(); }
   metrics::MetricsRegistry& metrics() { return metrics_; }
 
   // Health status of the server ("") and of the CropShield service.
   void SetServing(bool serving);
 
-  // Stops accepting calls, lets accepted calls finish for up to `grace`, then cancels the rest and
-  // stops the workers.
+  // Stops model reloads, stops accepting calls, lets accepted calls finish for up to `grace`, then
+  // cancels the rest and stops the workers.
   void Shutdown(std::chrono::milliseconds grace);
 
  private:
@@ -60,6 +73,7 @@ class CropShieldServer {
   metrics::MetricsRegistry metrics_;  // first: outlives everything registered in it
   ModelRegistry models_;
   std::unique_ptr<CropShieldServiceImpl> service_;
+  std::unique_ptr<ModelManager> model_manager_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<metrics::HttpServer> metrics_endpoint_;
   metrics::MetricsRegistry::Registration process_registration_;

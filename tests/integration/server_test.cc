@@ -25,12 +25,17 @@
 #include "gmock/gmock.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "tests/testing/calls.h"
 #include "tests/testing/server_process.h"
 
 namespace cropshield {
 namespace {
 
+using ::cropshield::testing::AsyncExplain;
+using ::cropshield::testing::AsyncPredict;
 using ::cropshield::testing::CommandResult;
+using ::cropshield::testing::ConcurrentExplains;
+using ::cropshield::testing::ConcurrentPredicts;
 using ::cropshield::testing::ReadFileOrDie;
 using ::cropshield::testing::RunCommand;
 using ::cropshield::testing::ServerProcess;
@@ -67,24 +72,10 @@ const std::vector<std::string> kCropShieldLabels = {
     "Wheat__septoria",
     "Wheat__yellow_rust"};
 
-// models/samples/labels.json: {"file.jpg": {"class_index": i, "label": "..."}, ...}
-std::map<std::string, std::string> SampleLabels() {
-  const std::string json = ReadFileOrDie(kSamples + "/labels.json");
-  std::map<std::string, std::string> labels;
-  const std::regex entry("\"([^\"]+\\.jpg)\"\\s*:\\s*\\{[^}]*\"label\"\\s*:\\s*\"([^\"]+)\"");
-  for (auto it = std::sregex_iterator(json.begin(), json.end(), entry);
-       it != std::sregex_iterator(); ++it) {
-    labels[(*it)[1]] = (*it)[2];
-  }
-  return labels;
-}
+std::map<std::string, std::string> SampleLabels() { return testing::SampleLabels(kSamples); }
 
 std::unique_ptr<v1::CropShieldService::Stub> MakeStub(const ServerProcess& server) {
-  grpc::ChannelArguments args;
-  args.SetMaxSendMessageSize(64 << 20);
-  args.SetMaxReceiveMessageSize(64 << 20);
-  return v1::CropShieldService::NewStub(
-      grpc::CreateCustomChannel(server.address(), grpc::InsecureChannelCredentials(), args));
+  return testing::MakeStub(server.address());
 }
 
 grpc::Status CallPredict(v1::CropShieldService::Stub* stub, const v1::PredictRequest& request,
@@ -99,56 +90,6 @@ v1::PredictRequest RequestFor(const std::string& bytes, int top_k = 0) {
   request.mutable_image()->set_data(bytes);
   request.set_top_k(top_k);
   return request;
-}
-
-// `n` identical asynchronous calls issued at once; Wait() blocks until every one has finished.
-template <typename Request, typename Response>
-class ConcurrentCalls {
- public:
-  using Start = std::function<void(grpc::ClientContext*, const Request*, Response*,
-                                   std::function<void(grpc::Status)>)>;
-
-  ConcurrentCalls(int n, Request request, std::chrono::milliseconds deadline, const Start& start)
-      : request_(std::move(request)), statuses_(n), responses_(n) {
-    for (int i = 0; i < n; ++i) {
-      contexts_.push_back(std::make_unique<grpc::ClientContext>());
-      contexts_.back()->set_deadline(std::chrono::system_clock::now() + deadline);
-      start(contexts_.back().get(), &request_, &responses_[i], [this, i](grpc::Status status) {
-        absl::MutexLock lock(&mu_);
-        statuses_[i] = std::move(status);
-        ++done_;
-      });
-    }
-  }
-
-  const std::vector<grpc::Status>& Wait() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](ConcurrentCalls* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return self->done_ == static_cast<int>(self->statuses_.size());
-        },
-        this));
-    return statuses_;
-  }
-  const std::vector<Response>& responses() const { return responses_; }
-
- private:
-  const Request request_;
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts_;
-  absl::Mutex mu_;
-  int done_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<grpc::Status> statuses_;
-  std::vector<Response> responses_;
-};
-
-using ConcurrentPredicts = ConcurrentCalls<v1::PredictRequest, v1::PredictResponse>;
-using ConcurrentExplains = ConcurrentCalls<v1::ExplainRequest, v1::ExplainResponse>;
-
-ConcurrentPredicts::Start AsyncPredict(v1::CropShieldService::Stub* stub) {
-  return [stub](grpc::ClientContext* context, const v1::PredictRequest* request,
-                v1::PredictResponse* response, std::function<void(grpc::Status)> done) {
-    stub->async()->Predict(context, request, response, std::move(done));
-  };
 }
 
 class ServerTest : public ::testing::Test {
@@ -531,12 +472,7 @@ TEST_F(ServerTest, ConcurrentIdenticalExplainsAreComputedOnce) {
   request.mutable_image()->set_data(ReadFileOrDie(kSamples + "/" + SampleLabels().rbegin()->first));
   request.set_method(v1::EXPLAIN_METHOD_HIRES_CAM);
   constexpr int kCalls = 16;
-  ConcurrentExplains calls(
-      kCalls, request, std::chrono::seconds(120),
-      [&stub](grpc::ClientContext* context, const v1::ExplainRequest* r, v1::ExplainResponse* out,
-              std::function<void(grpc::Status)> done) {
-        stub->async()->Explain(context, r, out, std::move(done));
-      });
+  ConcurrentExplains calls(kCalls, request, std::chrono::seconds(120), AsyncExplain(stub.get()));
   const std::vector<grpc::Status>& statuses = calls.Wait();
   const std::vector<v1::ExplainResponse>& responses = calls.responses();
   int computed = 0;

@@ -121,6 +121,21 @@ absl::Status ServerProcess::WaitServing(std::chrono::seconds timeout) const {
 absl::StatusOr<int> ServerProcess::StopWith(int signal, std::chrono::seconds timeout) {
   if (pid_ <= 0) return absl::FailedPreconditionError("server not running");
   kill(pid_, signal);
+  return WaitExit(timeout);
+}
+
+absl::Status ServerProcess::WaitForLog(const std::string& text,
+                                       std::chrono::seconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Log().find(text) != std::string::npos) return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError("server never logged '" + text + "'; log:\n" + Log());
+}
+
+absl::StatusOr<int> ServerProcess::WaitExit(std::chrono::seconds timeout) {
+  if (pid_ <= 0) return absl::FailedPreconditionError("server not running");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;

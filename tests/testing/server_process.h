@@ -40,6 +40,10 @@ class ServerProcess {
 
   // Sends `signal` and waits for exit; returns the exit code (or 128 + signal if killed).
   absl::StatusOr<int> StopWith(int signal, std::chrono::seconds timeout);
+  // Waits for the server to exit by itself (e.g. after a signal sent with kill(pid(), ...)).
+  absl::StatusOr<int> WaitExit(std::chrono::seconds timeout);
+  // Waits until the log contains `text`.
+  absl::Status WaitForLog(const std::string& text, std::chrono::seconds timeout) const;
 
  private:
   ServerProcess() = default;
