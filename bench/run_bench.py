@@ -94,6 +94,9 @@ def main():
     p.add_argument("--workers", type=int, default=0, help="server --workers (0: server default)")
     p.add_argument("--threads", type=int, default=0, help="server --threads (0: server default)")
     p.add_argument("--floor_batches", default="1,2,4,8,16")
+    p.add_argument("--precision", default="fp32", help="fp32|fp16|bf16 (CUDA) for floor and server")
+    p.add_argument("--server_args", default="",
+                   help="extra cropshield-server flags, e.g. '--max_queue_delay_us=200'")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--baseline_python", default=sys.executable)
     args = p.parse_args()
@@ -128,12 +131,14 @@ def main():
         log(f"== {name}: model-only floor")
         floor = json.loads(subprocess.run(
             [floor_bin, f"--model={package}", f"--device={args.device}",
+             f"--precision={args.precision}",
              f"--batch_sizes={args.floor_batches}", "--explain"] +
             ([f"--threads={args.threads}"] if args.threads else []),
             check=True, capture_output=True, text=True).stdout)
         entry = {"floor": floor, "cpp": {}, "baseline": {}}
         server_cmd = [server_bin, f"--model={package}", "--address=127.0.0.1:0",
-                      f"--device={args.device}"]
+                      f"--device={args.device}", f"--precision={args.precision}",
+                      "--metrics_address="] + args.server_args.split()
         if args.workers:
             server_cmd.append(f"--workers={args.workers}")
         if args.threads:
@@ -157,17 +162,24 @@ def main():
                     entry[target][key] = load(cli, port, workloads[workload], rpc, conc,
                                               args.duration, args.warmup, bypass)
                 if target == "cpp":
+                    # Where the time went, per stage, over the server's sliding window.
+                    stats = subprocess.run([cli, "stats", f"--target=127.0.0.1:{port}"],
+                                           capture_output=True, text=True)
+                    entry["cpp_stats"] = stats.stdout
+                    log(stats.stdout)
                     rss = open(f"/proc/{proc.pid}/status").read()
                     entry["cpp_rss_mb"] = int(re.search(r"VmRSS:\s+(\d+)", rss).group(1)) / 1024
             finally:
                 stop(proc)
+                entry[f"{target}_exit_code"] = proc.returncode
                 os.unlink(logname)
         results["models"][name] = entry
 
     with open(os.path.join(args.out, "results.json"), "w") as fjson:
         json.dump(results, fjson, indent=1)
     lines = [f"Run {results['date']} on {results['host']} ({results['cpus']} CPUs), "
-             f"device={args.device}; command: `{results['command']}`", ""]
+             f"device={args.device}, precision={args.precision}; "
+             f"command: `{results['command']}`", ""]
     for name, entry in results["models"].items():
         f = entry["floor"]
         best = max(f["rows"], key=lambda r: r["images_per_s"])
@@ -189,6 +201,8 @@ def main():
                           f"{base['p50_ms'] / r['p50_ms']:.1f}x"]
             else:
                 cells += ["-"] * 5
+            if key.startswith("predict") and not key.endswith(" c1"):
+                cells[0] += f" ({100 * r['throughput'] / best['images_per_s']:.0f}% of floor)"
             errors = sum(r["errors"].values()) + (sum(base["errors"].values()) if base else 0)
             if errors:
                 cells[0] += f" ({errors} errors)"
