@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 nproc >> "$OUT/gpu.txt"
-B=build-gpu
+B=${BUILD_DIR:-build-gpu}
 ( time bash .gpu/gpu-build.sh . $B -DCROPSHIELD_BUILD_TESTS=OFF ) > "$OUT/build.log" 2>&1 \
   || { tail -40 "$OUT/build.log"; exit 1; }
 tail -3 "$OUT/build.log"
