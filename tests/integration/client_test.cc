@@ -1,7 +1,8 @@
 // cropshield::client::Client against real cropshield-server processes with the bundled demo model:
-// retries while the server comes up, deadlines, the admin bearer token, and dns:/// round_robin
-// over two server processes (names resolved by a small DNS responder in this test, because
-// /etc/hosts cannot give one name two loopback addresses).
+// retries while the server comes up, deadlines, the admin bearer token, mutual TLS with the
+// server's --tls_* flags, and dns:/// round_robin over two server processes (names resolved by a
+// small DNS responder in this test, because /etc/hosts cannot give one name two loopback
+// addresses).
 #include "cropshield/client/client.h"
 
 #include <arpa/inet.h>
@@ -202,6 +203,122 @@ TEST(ClientIntegrationTest, AdminRpcsSendTheBearerToken) {
       RunCommand(absl::StrCat(kCli, " reload-model --target=", options.target), true);
   EXPECT_EQ(denied.exit_code, 1);
   EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
+}
+
+TEST(ClientIntegrationTest, OverloadPushbackIsHonouredAndEveryCallSucceeds) {
+  // One call at a time: concurrent calls get RESOURCE_EXHAUSTED with grpc-retry-pushback-ms.
+  auto server = ServerProcess::Start(
+      kServer, ServerArgs({"--max_inflight_calls=1", "--retry_pushback_ms=20"}));
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
+  Options options;
+  options.target = (*server)->address();
+  options.retry.max_attempts = 1000;  // bounded by the deadline
+  auto client = MakeClient(options);
+  v1::ExplainRequest request;
+  request.mutable_image()->set_data(SampleRequest().image().data());
+  request.set_bypass_cache(true);  // every call computes: long enough to overlap
+
+  constexpr int kThreads = 6, kCallsPerThread = 3;
+  std::atomic<int> ok{0}, attempts{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kCallsPerThread; ++i) {
+        CallInfo info;
+        CallOptions call;
+        call.timeout = absl::Seconds(120);
+        absl::StatusOr<v1::ExplainResponse> response = client->Explain(request, call, &info);
+        if (response.ok() && response->target().label() == kSampleLabel) ok.fetch_add(1);
+        attempts.fetch_add(info.attempts);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(ok.load(), kThreads * kCallsPerThread);
+  EXPECT_GT(attempts.load(), kThreads * kCallsPerThread) << "no call was pushed back";
+
+  // Every extra attempt was a RESOURCE_EXHAUSTED answer the server counted.
+  absl::StatusOr<v1::StatsResponse> stats = client->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  int64_t exhausted = 0;
+  for (const auto& rpc : stats->rpcs()) {
+    if (rpc.rpc() != "Explain") continue;
+    auto it = rpc.errors_by_code().find("RESOURCE_EXHAUSTED");
+    if (it != rpc.errors_by_code().end()) exhausted = it->second;
+  }
+  EXPECT_EQ(exhausted, attempts.load() - kThreads * kCallsPerThread);
+}
+
+// Certificates for the TLS test, made by openssl: a CA, a server certificate for
+// localhost/127.0.0.1 and a client certificate, all signed by the CA.
+std::string MakeCertificates() {
+  const std::string dir = ::testing::TempDir() + "/client_test_tls_" + std::to_string(getpid());
+  const std::string script = absl::StrCat(
+      "set -e; mkdir -p ", dir, "; cd ", dir, "; ",
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+      "-subj /CN=test-ca 2>/dev/null; ",
+      "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.ext; ",
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost "
+      "2>/dev/null; ",
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem "
+      "-days 2 -extfile san.ext 2>/dev/null; ",
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client "
+      "2>/dev/null; ",
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem "
+      "-days 2 2>/dev/null");
+  return RunCommand(script).exit_code == 0 ? dir : "";
+}
+
+TEST(ClientIntegrationTest, MutualTlsWithTheServersTlsFlags) {
+  const std::string dir = MakeCertificates();
+  ASSERT_FALSE(dir.empty()) << "openssl failed";
+  auto server = ServerProcess::Start(
+      kServer, ServerArgs({"--tls_cert=" + dir + "/server.pem", "--tls_key=" + dir + "/server.key",
+                           "--tls_client_ca=" + dir + "/ca.pem"}));
+  ASSERT_TRUE(server.ok()) << server.status();
+  Options options;
+  options.target = absl::StrCat("localhost:", (*server)->port());
+  options.tls.enabled = true;
+  options.tls.root_ca_file = dir + "/ca.pem";
+  options.tls.cert_chain_file = dir + "/client.pem";
+  options.tls.private_key_file = dir + "/client.key";
+  options.retry.max_attempts = 1000;  // until the server is warm; bounded by the deadline
+  options.retry.max_backoff = absl::Milliseconds(300);
+  auto client = MakeClient(options);
+  CallOptions call;
+  call.timeout = absl::Seconds(90);
+  absl::StatusOr<v1::PredictResponse> response = client->Predict(SampleRequest(), call);
+  ASSERT_TRUE(response.ok()) << response.status() << "\n" << (*server)->Log();
+  EXPECT_EQ(response->predictions(0).label(), kSampleLabel);
+
+  // Without a client certificate, or plaintext, the handshake fails: UNAVAILABLE.
+  Options no_cert = options;
+  no_cert.tls.cert_chain_file.clear();
+  no_cert.tls.private_key_file.clear();
+  no_cert.retry.max_attempts = 1;
+  EXPECT_EQ(MakeClient(no_cert)->Predict(SampleRequest()).status().code(),
+            absl::StatusCode::kUnavailable);
+  Options plaintext = no_cert;
+  plaintext.tls = {};
+  EXPECT_EQ(MakeClient(plaintext)->Predict(SampleRequest()).status().code(),
+            absl::StatusCode::kUnavailable);
+
+  // The CLI with the same files.
+  CommandResult cli = RunCommand(
+      absl::StrCat(kCli, " predict ", kSamples, "/", kSample, " --target=", options.target,
+                   " --tls_ca=", dir, "/ca.pem --tls_cert=", dir, "/client.pem --tls_key=", dir,
+                   "/client.key"),
+      /*merge_stderr=*/true);
+  EXPECT_EQ(cli.exit_code, 0) << cli.output;
+  EXPECT_THAT(cli.output, HasSubstr(kSampleLabel));
+  CommandResult refused = RunCommand(
+      absl::StrCat(kCli, " predict ", kSamples, "/", kSample, " --target=", options.target,
+                   " --max_attempts=1 --tls_ca=", dir, "/ca.pem"),
+      /*merge_stderr=*/true);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.output, HasSubstr("UNAVAILABLE"));
+  RunCommand("rm -rf " + dir);
 }
 
 // Answers every DNS query over UDP: A queries with `addresses`, anything else with no records.
