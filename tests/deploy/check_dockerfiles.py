@@ -115,7 +115,7 @@ def helpfull_flags(binary):
                           text=True, timeout=120)
     text = proc.stdout
     flags = {}
-    for m in re.finditer(r"^\s+--(\w+) \((.*?)\); default: (.*?);$", text, re.M | re.S):
+    for m in re.finditer(r"^\s+--(\w+) \((.*?)\);\s+default: (.*?);$", text, re.M | re.S):
         flags[m.group(1)] = m.group(3)
     if len(flags) < 5:
         raise RuntimeError(f"could not read flags from `{binary} --helpfull`:\n{text[:2000]}")

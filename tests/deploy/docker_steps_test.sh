@@ -53,7 +53,7 @@ echo "== check_dockerfiles.py against the installed tree"
 "$python" "$src/tests/deploy/check_dockerfiles.py" --root "$src" --installed-root "$root" \
   --server "$root$prefix/bin/cropshield-server" --cli "$root$prefix/bin/cropshield"
 
-echo "== installed server as ${as_user:+user $user}${as_user:-$(id -un)}"
+echo "== installed server as $([[ $(id -u) == 0 ]] && echo "$user" || id -un)"
 mkdir -p "$work/run"
 [[ $(id -u) == 0 ]] && chown "$user:$user" "$work/run"
 # The image's ENTRYPOINT flags, with the staging root's paths and free ports.

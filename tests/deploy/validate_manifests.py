@@ -377,7 +377,10 @@ def validate(variant, resources, ctx):
         if not value_parses(kind, value):
             err(f"flag --{name}={value}: not a valid {kind}")
     known = {n: v for n, v in flags.items() if n in server_flags}
-    for line in binary_rejects(ctx["server"], known) if known else []:
+    memo_key = tuple(sorted(known.items()))
+    if memo_key not in ctx.setdefault("rejects_memo", {}):
+        ctx["rejects_memo"][memo_key] = binary_rejects(ctx["server"], known) if known else []
+    for line in ctx["rejects_memo"][memo_key]:
         err(f"cropshield-server rejects the flags: {line}")
 
     def flag_value(name):

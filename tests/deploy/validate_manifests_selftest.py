@@ -22,6 +22,16 @@ def edit(path, old, new, count=1):
         f.write(text.replace(old, new, count))
 
 
+def drop_lines(path, needle):
+    with open(path) as f:
+        lines = f.readlines()
+    kept = [line for line in lines if needle not in line]
+    if len(kept) == len(lines):
+        raise AssertionError(f"selftest case out of date: {needle!r} not in {path}")
+    with open(path, "w") as f:
+        f.writelines(kept)
+
+
 def append(path, text):
     with open(path, "a") as f:
         f.write(text)
@@ -60,8 +70,7 @@ CASES = [
     ("image tag", lambda d: edit(f"{d}/overlays/gpu/kustomization.yaml", "newTag: 0.1.0-cuda",
                                  "newTag: 0.1.0-cpu"),
      r"^overlays/gpu: image 'cropshield-serve:0.1.0-cpu' is not 'cropshield-serve:0.1.0-cuda'"),
-    ("gpu without resource", lambda d: edit(f"{d}/overlays/gpu/deployment-gpu.yaml",
-                                            "nvidia.com/gpu: 1\n", "", 2),
+    ("gpu without resource", lambda d: drop_lines(f"{d}/overlays/gpu/deployment-gpu.yaml", "nvidia.com/gpu: 1"),
      r"^overlays/gpu: --device=cuda but the container has no nvidia.com/gpu limit"),
     ("command", lambda d: edit(f"{d}/base/deployment.yaml", "/opt/cropshield/bin/cropshield-server",
                                "/usr/bin/cropshield-server"),

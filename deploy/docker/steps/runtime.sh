@@ -76,6 +76,8 @@ fi
 chmod -R a+rX "$models_dir" "$prefix"
 
 # 5. Check: libraries resolve and the binary runs.
-"$here/runtime-deps.sh" "$prefix/bin/cropshield-server" "$prefix/bin/cropshield" >/dev/null
+for bin in "$prefix/bin/cropshield-server" "$prefix/bin/cropshield"; do
+  if ldd "$bin" | grep 'not found'; then echo "runtime.sh: $bin: libraries not found (above)" >&2; exit 1; fi
+done
 "$prefix/bin/cropshield-server" --helpfull >/dev/null 2>&1 || [[ $? == 1 ]]  # absl exits 1 after help
 echo "runtime.sh: runtime layout ready (prefix $prefix, models $models_dir, user $user)"
