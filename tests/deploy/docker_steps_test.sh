@@ -7,8 +7,8 @@
 #     system user (as root), installs the health check and lays out the baked model directory;
 #  3. check_dockerfiles.py checks both Dockerfiles against this installed tree;
 #  4. the installed server is started as that non-root user (setpriv) on the baked model layout, the
-#     image's HEALTHCHECK script must report SERVING, the liveness path /healthz must answer, and
-#     SIGTERM must end it with exit status 0.
+#     image's HEALTHCHECK script must report SERVING, the liveness path /healthz must answer; after
+#     SIGTERM it must report NOT_SERVING during --drain_delay_ms and then exit with status 0.
 # usage: docker_steps_test.sh BUILD_DIR [PYTHON]
 set -euo pipefail
 build_dir=$(cd "$1" && pwd)
@@ -59,7 +59,8 @@ mkdir -p "$work/run"
 # The image's ENTRYPOINT flags, with the staging root's paths and free ports.
 env -i PATH=/usr/bin:/bin HOME=/nonexistent "${as_user[@]}" "$root$prefix/bin/cropshield-server" \
   --model="$root/models" --address=127.0.0.1:0 --metrics_address=127.0.0.1:0 \
-  --port_file="$work/run/port" --threads=1 --warmup_iterations=1 >"$work/run/server.log" 2>&1 &
+  --port_file="$work/run/port" --threads=1 --warmup_iterations=1 --drain_delay_ms=3000 \
+  >"$work/run/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 1200); do
   [[ -s $work/run/port ]] && break
@@ -78,8 +79,13 @@ metrics_port=$(sed -n 's/.*metrics listening on port \([0-9]*\).*/\1/p' "$work/r
 [[ $(curl -fsS "http://127.0.0.1:$metrics_port/healthz") == ok ]] || fail "/healthz did not answer ok"
 echo "healthcheck: $out; /healthz ok; server uid $server_uid"
 
-echo "== SIGTERM"
+echo "== SIGTERM: drain (health NOT_SERVING while still answering), then exit 0"
 kill -TERM "$server_pid"
+sleep 0.5
+out=$(CROPSHIELD_HEALTH_TARGET=127.0.0.1:$port "$root$prefix/bin/cropshield-healthcheck" 2>&1) &&
+  fail "healthcheck passed during the drain: $out"
+[[ $out == NOT_SERVING ]] || fail "during the drain the healthcheck printed '$out', expected NOT_SERVING"
+echo "during --drain_delay_ms: $out"
 status=0
 wait "$server_pid" || status=$?
 server_pid=
