@@ -69,11 +69,12 @@ def stop(proc):
         proc.kill()
 
 
-def load(cli, port, images, rpc, concurrency, duration, warmup, bypass=False):
+def load(cli, port, images, rpc, concurrency, duration, warmup, bypass=False, connections=1):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         cmd = [cli, "bench", f"--target=127.0.0.1:{port}", f"--images={images}", f"--rpc={rpc}",
                f"--concurrency={concurrency}", f"--duration={duration}", f"--warmup={warmup}",
-               f"--json={out.name}", "--progress=false", "--deadline_ms=120000"]
+               f"--json={out.name}", "--progress=false", "--deadline_ms=120000",
+               f"--connections={min(concurrency, connections)}"]
         if bypass:
             cmd.append("--bench_bypass_cache")
         summary = subprocess.run(cmd, check=False, capture_output=True, text=True)
@@ -90,6 +91,8 @@ def main():
     p.add_argument("--duration", type=float, default=8)
     p.add_argument("--warmup", type=float, default=2)
     p.add_argument("--saturation", type=int, default=8, help="concurrency for the saturation runs")
+    p.add_argument("--connections", type=int, default=8,
+                   help="client connections the load is spread over (at most one per call)")
     p.add_argument("--models", default="demo,cnn")
     p.add_argument("--workers", type=int, default=0, help="server --workers (0: server default)")
     p.add_argument("--threads", type=int, default=0, help="server --threads (0: server default)")
@@ -160,7 +163,8 @@ def main():
                     key = f"{rpc}{'' if bypass or rpc == 'predict' else '-cached'}{'-uncached' if bypass else ''} {workload} c{conc}"
                     log(f"== {name} {target}: {key}")
                     entry[target][key] = load(cli, port, workloads[workload], rpc, conc,
-                                              args.duration, args.warmup, bypass)
+                                              args.duration, args.warmup, bypass,
+                                              args.connections)
                 if target == "cpp":
                     # Where the time went, per stage, over the server's sliding window.
                     stats = subprocess.run([cli, "stats", f"--target=127.0.0.1:{port}"],
@@ -172,7 +176,7 @@ def main():
             finally:
                 stop(proc)
                 entry[f"{target}_exit_code"] = proc.returncode
-                os.unlink(logname)
+                os.replace(logname, os.path.join(args.out, f"{name}-{target}-server.log"))
         results["models"][name] = entry
 
     with open(os.path.join(args.out, "results.json"), "w") as fjson:

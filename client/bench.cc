@@ -33,6 +33,9 @@ ABSL_FLAG(std::string, bench_json, "",
           "bench: write the results as JSON to this file (also accepted as --json FILE).");
 ABSL_FLAG(bool, bench_bypass_cache, false,
           "bench: Explain with bypass_cache, so every call computes (uncached Explain).");
+ABSL_FLAG(int, connections, 1,
+          "bench: client connections (HTTP/2) the calls are spread over; large photos at high "
+          "concurrency need several, as a fleet of callers would have.");
 ABSL_FLAG(bool, progress, true, "bench: print a progress line every second (to stderr).");
 ABSL_DECLARE_FLAG(int, deadline_ms);
 ABSL_DECLARE_FLAG(int, top_k);
@@ -82,10 +85,13 @@ double Percentile(std::vector<double>& sorted, double q) {
 // a slot's own fields are never touched by two threads at once.
 class LoadRun {
  public:
-  LoadRun(std::shared_ptr<grpc::Channel> channel, std::vector<std::string> images, bool explain)
-      : stub_(cropshield::v1::CropShieldService::NewStub(std::move(channel))),
-        images_(std::move(images)),
-        explain_(explain) {}
+  LoadRun(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+          std::vector<std::string> images, bool explain)
+      : images_(std::move(images)), explain_(explain) {
+    for (const auto& channel : channels) {
+      stubs_.push_back(cropshield::v1::CropShieldService::NewStub(channel));
+    }
+  }
 
   void Start(int concurrency, Clock::time_point measure_from, Clock::time_point stop_at,
              int64_t max_requests) {
@@ -169,18 +175,18 @@ class LoadRun {
       slot->explain_request.mutable_image()->set_data(image);
       slot->explain_request.set_bypass_cache(absl::GetFlag(FLAGS_bench_bypass_cache));
       slot->explain_response.Clear();
-      stub_->async()->Explain(slot->context.get(), &slot->explain_request, &slot->explain_response,
+      stubs_[slot->index % stubs_.size()]->async()->Explain(slot->context.get(), &slot->explain_request, &slot->explain_response,
                               done);
     } else {
       slot->predict_request.mutable_image()->set_data(image);
       slot->predict_request.set_top_k(absl::GetFlag(FLAGS_top_k));
       slot->predict_response.Clear();
-      stub_->async()->Predict(slot->context.get(), &slot->predict_request, &slot->predict_response,
+      stubs_[slot->index % stubs_.size()]->async()->Predict(slot->context.get(), &slot->predict_request, &slot->predict_response,
                               done);
     }
   }
 
-  std::unique_ptr<cropshield::v1::CropShieldService::Stub> stub_;
+  std::vector<std::unique_ptr<cropshield::v1::CropShieldService::Stub>> stubs_;
   const std::vector<std::string> images_;
   const bool explain_;
   std::vector<Slot> slots_;
@@ -198,7 +204,8 @@ class LoadRun {
 
 }  // namespace
 
-int RunBench(const std::shared_ptr<grpc::Channel>& channel, const std::vector<std::string>& args) {
+int RunBench(const std::function<std::shared_ptr<grpc::Channel>(int)>& make_channel,
+             const std::vector<std::string>& args) {
   if (!args.empty()) {
     std::cerr << "bench: unexpected argument " << args.front() << " (images come from --images)\n";
     return 2;
@@ -226,7 +233,11 @@ int RunBench(const std::shared_ptr<grpc::Channel>& channel, const std::vector<st
   const auto stop_at = requests > 0 ? start + std::chrono::hours(24)
                                     : measure_from + std::chrono::microseconds(static_cast<int64_t>(
                                                          absl::GetFlag(FLAGS_duration) * 1e6));
-  LoadRun run(channel, std::move(images), rpc == "explain");
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_connections)); ++i) {
+    channels.push_back(make_channel(i));
+  }
+  LoadRun run(channels, std::move(images), rpc == "explain");
   run.Start(concurrency, measure_from, stop_at, requests);
   std::atomic<bool> finished{false};
   std::thread progress([&] {

@@ -2,6 +2,7 @@
 #ifndef CROPSHIELD_CLIENT_BENCH_H_
 #define CROPSHIELD_CLIENT_BENCH_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,9 +11,11 @@
 
 namespace cropshield::client {
 
-// Runs the benchmark described by the bench flags against `channel`; `args` are the positional
-// arguments after "bench" (unused: images come from --images). Returns the process exit code.
-int RunBench(const std::shared_ptr<grpc::Channel>& channel, const std::vector<std::string>& args);
+// Runs the benchmark described by the bench flags over --connections channels made by
+// `make_channel(i)` (each must open its own connection); `args` are the positional arguments after
+// "bench" (unused: images come from --images). Returns the process exit code.
+int RunBench(const std::function<std::shared_ptr<grpc::Channel>(int)>& make_channel,
+             const std::vector<std::string>& args);
 
 }  // namespace cropshield::client
 

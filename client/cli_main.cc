@@ -137,9 +137,11 @@ std::string AdminToken() {
 }
 
 // The client library configured from the flags; exits with status 2 on bad flags.
+// `connection` > 0 gives the client a private subchannel pool, hence its own connections.
 std::unique_ptr<cropshield::client::Client> MakeClient(
-    absl::Duration min_timeout = absl::ZeroDuration()) {
+    absl::Duration min_timeout = absl::ZeroDuration(), int connection = 0) {
   cropshield::client::Options options;
+  if (connection > 0) options.int_channel_args[GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL] = 1;
   options.target = absl::GetFlag(FLAGS_target);
   options.lb_policy = absl::GetFlag(FLAGS_lb_policy);
   options.default_timeout =
@@ -478,7 +480,10 @@ int main(int argc, char** argv) {
   if (command == "stats") return Stats();
   if (command == "clear-cache") return ClearCache();
   if (command == "reload-model") return ReloadModel();
-  if (command == "bench") return cropshield::client::RunBench(MakeClient()->channel(), rest);
+  if (command == "bench") {
+    return cropshield::client::RunBench(
+        [](int i) { return MakeClient(absl::ZeroDuration(), i)->channel(); }, rest);
+  }
   std::cerr << "unknown command '" << command << "'\n" << kUsage << "\n";
   return 2;
 }
