@@ -46,6 +46,7 @@ def load_model(package_dir, device):
 class Servicer(cropshield_pb2_grpc.CropShieldServiceServicer):
     def __init__(self, model, meta, device):
         self.model, self.meta, self.device = model, meta, device
+        self._explain_lock = threading.Lock()
         self.transform = transforms.Compose([
             transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
             transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
@@ -77,6 +78,9 @@ class Servicer(cropshield_pb2_grpc.CropShieldServiceServicer):
         x = self._load(request.image.data, context)
         store = {}
         layer = self.model.block4
+        # Hooks and .grad live on the shared module: concurrent Explains would mix each other's
+        # activations (and crashed the process under 64 clients on the H200), so one at a time.
+        self._explain_lock.acquire()
 
         def hook(_m, _i, output):
             store["a"] = output
@@ -91,6 +95,7 @@ class Servicer(cropshield_pb2_grpc.CropShieldServiceServicer):
             logits[0, target].backward()
         finally:
             handle.remove()
+            self._explain_lock.release()
         a, g = store["a"][0].detach(), store["g"][0]
         cam = torch.relu((g.mean(dim=(1, 2), keepdim=True) * a).sum(0))
         cam = ((cam - cam.min()) / torch.clamp_min(cam.max() - cam.min(), 1e-12)).cpu().numpy()
