@@ -1,6 +1,7 @@
 #include "common/batcher.h"
 
 #include <atomic>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -22,11 +23,12 @@ struct Recorder {
     batches.push_back(std::move(batch));
   }
   void WaitForJobs(int n) {
+    std::pair<Recorder*, int> arg(this, n);  // on the stack: Await returns before it goes away
     absl::MutexLock lock(&mu);
     mu.Await(absl::Condition(
         +[](std::pair<Recorder*, int>* a)
              ABSL_NO_THREAD_SAFETY_ANALYSIS { return a->first->jobs >= a->second; },
-        new std::pair<Recorder*, int>(this, n)));
+        &arg));
   }
 };
 
