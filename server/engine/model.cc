@@ -133,6 +133,9 @@ struct Model::Impl {
       }
     }
     if (!buffer.defined()) {
+      // A normal tensor, not an inference tensor: Classify (InferenceMode) and Explain (autograd)
+      // share the pool, and an inference tensor cannot be written outside InferenceMode.
+      c10::InferenceMode normal_tensor(/*enabled=*/false);
       buffer = torch::empty({host.numel()},
                             torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
     }

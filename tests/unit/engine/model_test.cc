@@ -252,5 +252,28 @@ TEST_F(EngineTest, ExplainVariantsAreNormalisedAndOutOfRangeClassIsRefused) {
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// On CUDA, Classify (InferenceMode) and Explain (autograd) share the pinned staging buffers; a
+// buffer made by one must be usable by the other, in either order (a GPU bug once broke this).
+TEST_F(EngineTest, ClassifyAndExplainAlternateOnTheDefaultDevice) {
+  auto package = ResolveModelPackage(Path("repo/tiny/2"));
+  ASSERT_TRUE(package.ok());
+  ModelOptions options;
+  options.package = *package;
+  options.device = "auto";
+  options.max_batch_size = 2;
+  auto model = Model::Create(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<float> probs(22);
+    ASSERT_TRUE((*model)->Classify(input, 1, absl::MakeSpan(probs)).ok()) << round;
+    const int top = static_cast<int>(std::max_element(probs.begin(), probs.end()) - probs.begin());
+    auto cams = (*model)->Explain(input, std::vector<CamRequest>{{-1, CamMethod::kGradCam}});
+    ASSERT_TRUE(cams.ok()) << (*model)->device_name() << " round " << round << ": "
+                           << cams.status();
+    EXPECT_EQ(cams->front().target_class, top);
+  }
+}
+
 }  // namespace
 }  // namespace cropshield::engine
