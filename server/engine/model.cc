@@ -232,8 +232,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
                          "' named in grad_cam (export it with @torch.jit.export)"));
       }
     }
-    warmup_input =
-        WarmupInput(std::max(1, std::min(options.max_batch_size, 4)), size, 1234).to(device);
+    // On CPU a forward costs about batch x single, so checks run at batch 1 there (start-up time).
+    const int check_batch = device.is_cuda() ? std::max(1, std::min(options.max_batch_size, 4)) : 1;
+    warmup_input = WarmupInput(check_batch, size, 1234).to(device);
     torch::NoGradGuard no_grad;
     torch::Tensor logits = impl->original.forward({warmup_input}).toTensor();
     if (logits.dim() != 2 || logits.size(0) != warmup_input.size(0) || logits.size(1) != classes) {
@@ -344,11 +345,13 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   }
   try {
     c10::InferenceMode inference;
-    // cuDNN picks its algorithms per shape: warm every batch size the batcher can form.
+    // cuDNN picks its algorithms per shape: on CUDA warm every batch size the batcher can form.
+    // On CPU there is nothing to autotune; batch 1 warms the executor without holding the memory
+    // of a full batch (glibc keeps what it was given: see ConfigureTorchRuntime).
     std::vector<int> batch_sizes = {1};
     for (int b = 2; b < options.max_batch_size && device.is_cuda(); b *= 2)
       batch_sizes.push_back(b);
-    if (options.max_batch_size > 1) batch_sizes.push_back(options.max_batch_size);
+    if (options.max_batch_size > 1 && device.is_cuda()) batch_sizes.push_back(options.max_batch_size);
     for (int batch : batch_sizes) {
       torch::Tensor input = impl->PrepareInput(WarmupInput(batch, size, 99).to(device));
       for (int i = 0; i < std::max(1, options.warmup_iterations); ++i) {

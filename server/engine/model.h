@@ -30,7 +30,8 @@ struct ModelOptions {
   std::string precision = "fp32";
   // On CUDA, weights and inputs in channels_last memory format (faster convolutions with cuDNN).
   bool channels_last = true;
-  // Largest batch the caller will send; warm-up covers batch 1 and this size.
+  // Largest batch the caller will send; on CUDA warm-up covers batch 1, powers of two and this size
+  // (cuDNN autotuning), on CPU batch 1 only.
   int max_batch_size = 1;
   // Forward passes per warm-up batch size (the profiling executor specialises on early calls).
   int warmup_iterations = 3;
