@@ -138,7 +138,8 @@ TEST_F(ServerMetricsTest, RecordTimingObservesNonZeroStagesInSecondsPerModel) {
   timing.set_encode_us(800);
   metrics_->RecordTiming("other", timing);
 
-  const MetricFamily* stages = Find(registry_.Collect(), "cropshield_stage_duration_seconds");
+  const std::vector<MetricFamily> families = registry_.Collect();  // outlives `stages`
+  const MetricFamily* stages = Find(families, "cropshield_stage_duration_seconds");
   ASSERT_NE(stages, nullptr);
   auto count = [&](const std::string& model, const std::string& stage) -> int64_t {
     const ClientMetric* m = Series(stages, {{"model", model}, {"stage", stage}});
