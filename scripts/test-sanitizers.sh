@@ -41,8 +41,8 @@ run_asan() {
   local build=build-asan logs=$ROOT/build-asan/sanitizer-logs
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCROPSHIELD_SANITIZE=address \
     "${launcher[@]}" >/dev/null
-  # Everything the tests use; bench/ is not needed.
-  cmake --build "$build" -j "$JOBS" --target server/all client/all tests/all
+  # Everything the tests use (proto/all: the Python stubs); bench/ is not needed.
+  cmake --build "$build" -j "$JOBS" --target proto/all server/all client/all tests/all
   rm -rf "$logs" && mkdir -p "$logs"
   # Python-only tests (models/, Prometheus config checks) run no C++ and are left to the normal
   # stage. detect_leaks stays on; lsan.supp lists leaks inside uninstrumented third-party code.
