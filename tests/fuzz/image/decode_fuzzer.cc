@@ -1,8 +1,9 @@
 // libFuzzer target for the image decoders and preprocessing: any input must yield OK or
 // INVALID_ARGUMENT (never a crash, leak, sanitizer report or other status code).
 //
-// Build (clang only), e.g. from a build tree configured with CMAKE_CXX_COMPILER=clang++:
-//   ninja image_decode_fuzzer && ./tests/fuzz/image/image_decode_fuzzer -max_len=200000 CORPUS_DIR
+// scripts/fuzz.sh builds it with clang (CROPSHIELD_SANITIZE=fuzzer) and runs it, e.g.
+//   build-fuzz/tests/fuzz/image_decode_fuzzer -max_len=65536 tests/fuzz/image/corpus
+// Other builds link it with a replay main (image_decode_fuzzer_replay, CTest fuzz.*).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
