@@ -144,6 +144,21 @@ struct Model::Impl {
     lease->emplace(this, buffer);
     return staged.to(device, /*non_blocking=*/true);
   }
+  // Batch sizes warmed up at load (CUDA only; ascending). cuDNN autotunes every new input shape on
+  // first use (hundreds of ms), so batches are padded up to the next of these sizes.
+  std::vector<int64_t> warmed_batches;
+  int64_t PaddedBatch(int64_t batch) const {
+    for (int64_t warmed : warmed_batches) {
+      if (warmed >= batch) return warmed;
+    }
+    return batch;
+  }
+  // Zero images appended along the batch dimension (NCHW, fp32, before PrepareInput).
+  static torch::Tensor PadBatch(torch::Tensor input, int64_t padded) {
+    const int64_t missing = padded - input.size(0);
+    if (missing <= 0) return input;
+    return torch::constant_pad_nd(input, {0, 0, 0, 0, 0, 0, 0, missing});
+  }
   // Device fp32 NCHW -> what the serving module takes (precision, memory format).
   torch::Tensor PrepareInput(torch::Tensor input) const {
     if (dtype != torch::kFloat32) input = input.to(dtype);
@@ -352,6 +367,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
     for (int b = 2; b < options.max_batch_size && device.is_cuda(); b *= 2)
       batch_sizes.push_back(b);
     if (options.max_batch_size > 1 && device.is_cuda()) batch_sizes.push_back(options.max_batch_size);
+    if (device.is_cuda()) impl->warmed_batches.assign(batch_sizes.begin(), batch_sizes.end());
     for (int batch : batch_sizes) {
       torch::Tensor input = impl->PrepareInput(WarmupInput(batch, size, 99).to(device));
       for (int i = 0; i < std::max(1, options.warmup_iterations); ++i) {
@@ -383,12 +399,11 @@ absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
     c10::InferenceMode inference;
     const int64_t size = input_size();
     std::optional<Impl::PinnedLease> lease;
-    torch::Tensor input =
-        impl_->PrepareInput(impl_->HostToDevice(inputs, batch_size, size, &lease));
+    torch::Tensor input = impl_->PrepareInput(impl_->PadBatch(
+        impl_->HostToDevice(inputs, batch_size, size, &lease), impl_->PaddedBatch(batch_size)));
+    torch::Tensor logits = impl_->serving.forward({input}).toTensor().narrow(0, 0, batch_size);
     torch::Tensor probs =
-        torch::softmax(impl_->serving.forward({input}).toTensor().to(torch::kFloat32), 1)
-            .to(torch::kCPU)
-            .contiguous();
+        torch::softmax(logits.to(torch::kFloat32), 1).to(torch::kCPU).contiguous();
     std::copy_n(probs.data_ptr<float>(), probabilities.size(), probabilities.data());
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
@@ -413,13 +428,16 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
   try {
     const int64_t size = input_size();
     std::optional<Impl::PinnedLease> lease;
-    torch::Tensor input = impl_->PrepareInput(impl_->HostToDevice(inputs, batch, size, &lease));
+    torch::Tensor input = impl_->PrepareInput(impl_->PadBatch(
+        impl_->HostToDevice(inputs, batch, size, &lease), impl_->PaddedBatch(batch)));
     const auto backbone_start = std::chrono::steady_clock::now();
     torch::Tensor activation;
     {
       // Not InferenceMode: its tensors could not require grad below.
       torch::NoGradGuard no_grad;
-      activation = impl_->serving.get_method(impl_->features_method)({input}).toTensor();
+      activation = impl_->serving.get_method(impl_->features_method)({input})
+                       .toTensor()
+                       .narrow(0, 0, batch);
     }
     const auto cam_start = std::chrono::steady_clock::now();
     activation = activation.detach().to(torch::kFloat32).requires_grad_(true);

@@ -260,7 +260,7 @@ TEST_F(EngineTest, ClassifyAndExplainAlternateOnTheDefaultDevice) {
   ModelOptions options;
   options.package = *package;
   options.device = "auto";
-  options.max_batch_size = 2;
+  options.max_batch_size = 4;
   auto model = Model::Create(options);
   ASSERT_TRUE(model.ok()) << model.status();
   const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
@@ -273,6 +273,18 @@ TEST_F(EngineTest, ClassifyAndExplainAlternateOnTheDefaultDevice) {
                            << cams.status();
     EXPECT_EQ(cams->front().target_class, top);
   }
+  // A batch of 3 (padded to the warmed 4 on CUDA) answers each image as a batch of 1 does.
+  std::vector<float> single(22);
+  ASSERT_TRUE((*model)->Classify(input, 1, absl::MakeSpan(single)).ok());
+  std::vector<float> three_inputs;
+  for (int i = 0; i < 3; ++i) three_inputs.insert(three_inputs.end(), input.begin(), input.end());
+  std::vector<float> three(3 * 22);
+  ASSERT_TRUE((*model)->Classify(three_inputs, 3, absl::MakeSpan(three)).ok());
+  for (int i = 0; i < 3 * 22; ++i) EXPECT_NEAR(three[i], single[i % 22], 1e-4) << i;
+  auto three_cams = (*model)->Explain(
+      three_inputs, std::vector<CamRequest>(3, CamRequest{-1, CamMethod::kGradCam}));
+  ASSERT_TRUE(three_cams.ok()) << three_cams.status();
+  EXPECT_EQ(three_cams->size(), 3u);
 }
 
 }  // namespace
