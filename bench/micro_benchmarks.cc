@@ -5,6 +5,10 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +51,34 @@ void BM_Decode(benchmark::State& state) {
   state.SetLabel(std::to_string(jpeg.size()) + " bytes");
 }
 BENCHMARK(BM_Decode)->Args({1600, 1200})->Args({256, 256})->Unit(benchmark::kMicrosecond);
+
+// Real photos: CROPSHIELD_BENCH_JPEG=FILE|DIR (every *.jpg in DIR, in turn; skipped when unset).
+// With as many threads as cores this is the host's decode ceiling for that workload.
+void BM_DecodeFile(benchmark::State& state) {
+  const char* path = std::getenv("CROPSHIELD_BENCH_JPEG");
+  if (path == nullptr) return state.SkipWithError("CROPSHIELD_BENCH_JPEG not set");
+  std::vector<std::string> photos;
+  std::vector<std::filesystem::path> files;
+  if (std::filesystem::is_directory(path)) {
+    for (const auto& entry : std::filesystem::directory_iterator(path)) {
+      if (entry.path().extension() == ".jpg") files.push_back(entry.path());
+    }
+  } else {
+    files.emplace_back(path);
+  }
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    photos.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (photos.empty()) return state.SkipWithError("no .jpg photos");
+  image::DecodeOptions options;
+  options.min_shorter_side = 256;
+  size_t i = static_cast<size_t>(state.thread_index());
+  for (auto _ : state) benchmark::DoNotOptimize(image::DecodeImage(photos[i++ % photos.size()], options));
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(std::to_string(photos.size()) + " photos");
+}
+BENCHMARK(BM_DecodeFile)->ThreadRange(1, 16)->UseRealTime()->Unit(benchmark::kMicrosecond);
 // The host's decode rate with every core busy (items_per_second, summed over threads): the
 // ceiling for W1 throughput, which is decode-bound.
 BENCHMARK(BM_Decode)

@@ -83,6 +83,24 @@ def load(cli, port, images, rpc, concurrency, duration, warmup, bypass=False, co
             return json.load(f)
 
 
+def decode_ceiling(build, images):
+    """W1 photos decoded per second with every core busy (DCT-scaled as the server does)."""
+    micro = os.path.join(build, "bench", "cropshield-micro-benchmarks")
+    if not os.path.exists(micro):
+        return None
+    cores = os.cpu_count() or 1
+    out = subprocess.run([micro, f"--benchmark_filter=BM_DecodeFile/real_time/threads:{cores}$",
+                          "--benchmark_min_time=1", "--benchmark_format=json"],
+                         env=dict(os.environ, CROPSHIELD_BENCH_JPEG=images),
+                         capture_output=True, text=True)
+    try:
+        rows = json.loads(out.stdout)["benchmarks"]
+        return max(r["items_per_second"] for r in rows)
+    except (ValueError, KeyError):
+        log("decode ceiling: " + out.stderr.strip()[-400:])
+        return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", default=os.path.join(SOURCE, "build"))
@@ -139,6 +157,7 @@ def main():
             ([f"--threads={args.threads}"] if args.threads else []),
             check=True, capture_output=True, text=True).stdout)
         entry = {"floor": floor, "cpp": {}, "baseline": {}}
+        entry["w1_decode_ceiling"] = decode_ceiling(args.build, workloads["W1"])
         server_cmd = [server_bin, f"--model={package}", "--address=127.0.0.1:0",
                       f"--device={args.device}", f"--precision={args.precision}",
                       "--metrics_address="] + args.server_args.split()
@@ -192,7 +211,9 @@ def main():
                   f"Model-only floor: batch 1 forward {b1['forward_ms']:.2f} ms, Grad-CAM batch 1 "
                   f"{b1['explain_ms']:.2f} ms; best {best['images_per_s']:.1f} img/s at batch "
                   f"{best['batch']}. C++ server SERVING after {entry['cpp_ready_s']} s, "
-                  f"RSS {entry.get('cpp_rss_mb', 0):.0f} MB after the run.", "",
+                  f"RSS {entry.get('cpp_rss_mb', 0):.0f} MB after the run. W1 decode ceiling "
+                  f"(all {results['cpus']} cores, cropshield-micro-benchmarks): "
+                  f"{entry.get('w1_decode_ceiling') or 0:.0f} photos/s.", "",
                   "| workload | C++ p50 ms | C++ p99 ms | C++ req/s | baseline p50 ms | baseline p99 ms "
                   "| baseline req/s | throughput ratio | p50 ratio |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -206,7 +227,10 @@ def main():
             else:
                 cells += ["-"] * 5
             if key.startswith("predict") and not key.endswith(" c1"):
-                cells[0] += f" ({100 * r['throughput'] / best['images_per_s']:.0f}% of floor)"
+                cells[0] += f" ({100 * r['throughput'] / best['images_per_s']:.0f}% of floor"
+                if "W1" in key and entry.get("w1_decode_ceiling"):
+                    cells[0] += f", {100 * r['throughput'] / entry['w1_decode_ceiling']:.0f}% of decode"
+                cells[0] += ")"
             errors = sum(r["errors"].values()) + (sum(base["errors"].values()) if base else 0)
             if errors:
                 cells[0] += f" ({errors} errors)"
