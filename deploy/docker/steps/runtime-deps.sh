@@ -34,8 +34,9 @@ owner() {
   local p=$1 r
   r=$(readlink -f "$p")
   for c in "$p" "$r" "${p#/usr}" "/usr$p" "${r#/usr}" "/usr$r"; do
-    [[ -n ${owner_of[$c]:-} ]] && { echo "${owner_of[$c]}"; return; }
+    [[ -n ${owner_of[$c]:-} ]] && { echo "${owner_of[$c]}"; return 0; }
   done
+  return 0  # unowned: prints nothing (and must not fail the pipelines below under pipefail)
 }
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
 direct=()
