@@ -278,7 +278,7 @@ TEST(ClientIntegrationTest, MutualTlsWithTheServersTlsFlags) {
                            "--tls_client_ca=" + dir + "/ca.pem"}));
   ASSERT_TRUE(server.ok()) << server.status();
   Options options;
-  options.target = absl::StrCat("localhost:", (*server)->port());
+  options.target = absl::StrCat("127.0.0.1:", (*server)->port());  // IP SAN: no /etc/hosts lookup
   options.tls.enabled = true;
   options.tls.root_ca_file = dir + "/ca.pem";
   options.tls.cert_chain_file = dir + "/client.pem";

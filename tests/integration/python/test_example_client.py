@@ -52,7 +52,7 @@ class ExampleClientTest(unittest.TestCase):
         self.assertIn("map 14x14", explain[0])
 
         # Several photos, a dns:/// target, top-k.
-        result = run_example("--target", f"dns:///localhost:{self.server.port}", "--top-k", "5",
+        result = run_example("--target", f"dns:///127.0.0.1:{self.server.port}", "--top-k", "5",
                              *[os.path.join(SAMPLES, n) for n in names])
         self.assertEqual(result.returncode, 0, result.stderr)
         tops = [line for line in result.stdout.splitlines() if not line.startswith("  ")]

@@ -391,7 +391,7 @@ class TlsTest : public ::testing::Test {
   }
   static Options TlsOptions(int port) {
     Options options;
-    options.target = absl::StrCat("localhost:", port);
+    options.target = absl::StrCat("127.0.0.1:", port);  // IP SAN: no /etc/hosts lookup
     options.tls.enabled = true;
     options.tls.root_ca_file = Path("ca.pem");
     options.retry.max_attempts = 1;
