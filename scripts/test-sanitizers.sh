@@ -4,7 +4,9 @@
 #   tsan: the concurrency tests (cache, common: Batcher/BoundedExecutor) under TSan, build-tsan/,
 #         against Debian's own Abseil source rebuilt with -fsanitize=thread (absl::Mutex is opaque to
 #         TSan when uninstrumented), fetched once with apt-get source into build-tsan/absl/
-# Usage: scripts/test-sanitizers.sh [asan|tsan]...   (default: both)
+#   tsan-server (opt-in, not in CI): the real server under the server/hardening/reload/soak
+#         integration tests with TSan; see run_tsan_server for why it is not gating.
+# Usage: scripts/test-sanitizers.sh [asan|tsan|tsan-server]...   (default: asan tsan)
 # A run passes only when every test passes and no sanitizer wrote a report (log files under
 # build-*/sanitizer-logs/, also from server processes the tests start).
 set -euo pipefail
@@ -118,12 +120,36 @@ run_tsan() {
   check_no_reports "$logs"
 }
 
+# Not part of CI (scripts/test.sh): the real server under TSan. gRPC, OpenSSL and libtorch are not
+# instrumented, so TSan cannot see their synchronisation; tests/sanitizers/tsan.supp silences the
+# gRPC-internal reports seen so far, but runs still show occasional ones from OpenSSL and gRPC's
+# callback tags (2026-11-28: one clean run of two), so this stage would make CI flaky.
+run_tsan_server() {
+  local build=build-tsan logs=$ROOT/build-tsan/sanitizer-logs-server absl_lib
+  absl_lib=$(build_tsan_abseil)
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCROPSHIELD_SANITIZE=thread \
+    "${launcher[@]}" >/dev/null
+  cmake --build "$build" -j "$JOBS" --target cropshield-server cropshield integration_server_test \
+    integration_hardening_test integration_reload_test integration_soak_test
+  rm -rf "$logs" && mkdir -p "$logs"
+  # The real server (TSan build, instrumented Abseil) under the integration tests: concurrent and
+  # single-flight calls, TLS, drain under load, overload, hot reload under load, and a 30 s soak of
+  # 64 mixed clients.
+  LD_LIBRARY_PATH="$absl_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  TSAN_OPTIONS="log_path=$logs/tsan:halt_on_error=0:second_deadlock_stack=1:suppressions=$ROOT/tests/sanitizers/tsan.supp" \
+  CROPSHIELD_SOAK_SECONDS=30 \
+    ctest --test-dir "$build" --output-on-failure --timeout 900 -j 1 \
+      -R '^integration_(server|hardening|reload|soak)_test$'
+  check_no_reports "$logs"
+}
+
 for stage in "${stages[@]}"; do
   start=$SECONDS
   case $stage in
     asan) run_asan ;;
     tsan) run_tsan ;;
-    *) echo "usage: $0 [asan|tsan]..." >&2; exit 2 ;;
+    tsan-server) run_tsan_server ;;
+    *) echo "usage: $0 [asan|tsan|tsan-server]..." >&2; exit 2 ;;
   esac
   log "$stage stage passed in $((SECONDS - start)) s"
 done
