@@ -39,8 +39,8 @@ std::string SyntheticJpeg(int width, int height) {
 }
 
 void BM_Decode(benchmark::State& state) {
-  const std::string jpeg = SyntheticJpeg(static_cast<int>(state.range(0)),
-                                         static_cast<int>(state.range(1)));
+  const std::string jpeg =
+      SyntheticJpeg(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   image::DecodeOptions options;
   options.min_shorter_side = 256;  // as the service asks for a 256 resize
   for (auto _ : state) {
@@ -74,7 +74,8 @@ void BM_DecodeFile(benchmark::State& state) {
   image::DecodeOptions options;
   options.min_shorter_side = 256;
   size_t i = static_cast<size_t>(state.thread_index());
-  for (auto _ : state) benchmark::DoNotOptimize(image::DecodeImage(photos[i++ % photos.size()], options));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(image::DecodeImage(photos[i++ % photos.size()], options));
   state.SetItemsProcessed(state.iterations());
   state.SetLabel(std::to_string(photos.size()) + " photos");
 }
@@ -89,8 +90,8 @@ BENCHMARK(BM_Decode)
     ->Unit(benchmark::kMicrosecond);
 
 void BM_Preprocess(benchmark::State& state) {
-  const std::string jpeg = SyntheticJpeg(static_cast<int>(state.range(0)),
-                                         static_cast<int>(state.range(1)));
+  const std::string jpeg =
+      SyntheticJpeg(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   image::DecodeOptions options;
   options.min_shorter_side = 256;
   const image::DecodedImage decoded = *image::DecodeImage(jpeg, options);

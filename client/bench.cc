@@ -175,14 +175,14 @@ class LoadRun {
       slot->explain_request.mutable_image()->set_data(image);
       slot->explain_request.set_bypass_cache(absl::GetFlag(FLAGS_bench_bypass_cache));
       slot->explain_response.Clear();
-      stubs_[slot->index % stubs_.size()]->async()->Explain(slot->context.get(), &slot->explain_request, &slot->explain_response,
-                              done);
+      stubs_[slot->index % stubs_.size()]->async()->Explain(
+          slot->context.get(), &slot->explain_request, &slot->explain_response, done);
     } else {
       slot->predict_request.mutable_image()->set_data(image);
       slot->predict_request.set_top_k(absl::GetFlag(FLAGS_top_k));
       slot->predict_response.Clear();
-      stubs_[slot->index % stubs_.size()]->async()->Predict(slot->context.get(), &slot->predict_request, &slot->predict_response,
-                              done);
+      stubs_[slot->index % stubs_.size()]->async()->Predict(
+          slot->context.get(), &slot->predict_request, &slot->predict_response, done);
     }
   }
 

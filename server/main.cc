@@ -112,7 +112,6 @@ ABSL_FLAG(int, shutdown_grace_ms, 10000,
 
 namespace {
 
-
 // The token never appears in logs or flags' values shown by --help.
 absl::StatusOr<std::string> ReadAdminToken(const std::string& path) {
   std::string token;
@@ -179,7 +178,8 @@ int Run() {
   }
   options.service.admin.token = *std::move(token);
   options.service.admin.client_identities = absl::GetFlag(FLAGS_admin_client_identities);
-  options.service.max_inflight_calls = std::max<int64_t>(0, absl::GetFlag(FLAGS_max_inflight_calls));
+  options.service.max_inflight_calls =
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_max_inflight_calls));
   options.service.retry_pushback_ms = std::max<int64_t>(1, absl::GetFlag(FLAGS_retry_pushback_ms));
   options.max_concurrent_streams = std::max(0, absl::GetFlag(FLAGS_max_concurrent_streams));
   for (auto [target, path, flag] :
@@ -217,9 +217,9 @@ int Run() {
     return 1;
   }
   CS_LOG_INFO("listening on port ", (*server)->port(), " (NOT_SERVING until the model is warm",
-              options.tls_cert_pem.empty()         ? "; plaintext"
+              options.tls_cert_pem.empty()        ? "; plaintext"
               : options.tls_client_ca_pem.empty() ? "; TLS"
-                                                   : "; mutual TLS",
+                                                  : "; mutual TLS",
               ")");
   // After the gRPC line: tools that take the first "listening on port" match get the gRPC port.
   if ((*server)->metrics_port() > 0) {

@@ -366,7 +366,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
     std::vector<int> batch_sizes = {1};
     for (int b = 2; b < options.max_batch_size && device.is_cuda(); b *= 2)
       batch_sizes.push_back(b);
-    if (options.max_batch_size > 1 && device.is_cuda()) batch_sizes.push_back(options.max_batch_size);
+    if (options.max_batch_size > 1 && device.is_cuda())
+      batch_sizes.push_back(options.max_batch_size);
     if (device.is_cuda()) impl->warmed_batches.assign(batch_sizes.begin(), batch_sizes.end());
     for (int batch : batch_sizes) {
       torch::Tensor input = impl->PrepareInput(WarmupInput(batch, size, 99).to(device));
@@ -437,9 +438,8 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
     {
       // Not InferenceMode: its tensors could not require grad below.
       torch::NoGradGuard no_grad;
-      activation = impl_->serving.get_method(impl_->features_method)({input})
-                       .toTensor()
-                       .narrow(0, 0, batch);
+      activation =
+          impl_->serving.get_method(impl_->features_method)({input}).toTensor().narrow(0, 0, batch);
     }
     const auto cam_start = std::chrono::steady_clock::now();
     activation = activation.detach().to(torch::kFloat32).requires_grad_(true);

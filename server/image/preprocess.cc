@@ -298,7 +298,7 @@ absl::Status Preprocess(const DecodedImage& image, const PreprocessOptions& opti
     const Taps& t = fy.taps[i];
     const int32_t* wt = fy.weights.data() + t.weight_index;
     const uint8_t* row = row_buffer.data();  // the output row, interleaved RGB8
-    if (t.count == 0) {  // padded rows stay 0
+    if (t.count == 0) {                      // padded rows stay 0
       std::fill(row_buffer.begin(), row_buffer.end(), 0);
     } else if (t.count == 1 && wt[0] == (int32_t{1} << kPrecisionBits)) {
       row = tmp.data() + static_cast<size_t>(t.first - row0) * tmp_stride;  // an unscaled row

@@ -289,8 +289,7 @@ std::shared_ptr<CallState> CropShieldServiceImpl::StartCall(Rpc rpc,
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   return std::make_shared<CallState>(CallState{rpc, context, context->DefaultReactor(),
                                                options_.retry_pushback_ms, Stopwatch(), &stats_,
-                                               &in_flight_, std::move(request_id),
-                                               metrics_.get()});
+                                               &in_flight_, std::move(request_id), metrics_.get()});
 }
 
 bool CropShieldServiceImpl::Admit(CallState& call) {
@@ -322,8 +321,7 @@ bool CropShieldServiceImpl::AuthorizeAdminCall(grpc::CallbackServerContext* cont
   }
   absl::Status allowed = AuthorizeAdmin(options_.admin, authorization, context->peer(), identities);
   if (allowed.ok()) return true;
-  CS_LOG_WARNING(RpcName(call.rpc), " refused for peer ", context->peer(), ": ",
-                 allowed.message());
+  CS_LOG_WARNING(RpcName(call.rpc), " refused for peer ", context->peer(), ": ", allowed.message());
   call.Finish(allowed);
   return false;
 }

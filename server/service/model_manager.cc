@@ -95,9 +95,8 @@ void ModelManager::Loop() {
     bool poll = false;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      };
+      auto ready = [this]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       if (watching_) {
         mu_.AwaitWithDeadline(absl::Condition(&ready), next_poll);
       } else {
@@ -185,9 +184,9 @@ absl::StatusOr<ReloadOutcome> ModelManager::Load(int64_t version, const std::str
   const engine::LoadReport& report = loaded->load_report();
   CS_LOG_INFO("model ", loaded->name(), " version ", loaded->version(), " serving (", trigger,
               "): ",
-              report.optimized ? absl::StrCat("frozen+optimized, max prob diff ",
-                                              report.optimized_max_abs_diff)
-                               : absl::StrCat("original module, ", report.optimize_note),
+              report.optimized
+                  ? absl::StrCat("frozen+optimized, max prob diff ", report.optimized_max_abs_diff)
+                  : absl::StrCat("original module, ", report.optimize_note),
               "; load ", report.load_seconds, " s, warm-up ", report.warmup_seconds, " s",
               current.ok() ? absl::StrCat("; replaced version ", (*current)->version()) : "");
   if (current.ok() && options_.on_retire) options_.on_retire(**current);
@@ -195,8 +194,7 @@ absl::StatusOr<ReloadOutcome> ModelManager::Load(int64_t version, const std::str
   return outcome;
 }
 
-void ModelManager::Record(const std::string& trigger, int64_t version,
-                          const absl::Status& status) {
+void ModelManager::Record(const std::string& trigger, int64_t version, const absl::Status& status) {
   if (!status.ok()) {
     CS_LOG_ERROR("model load (", trigger, ") of version ", version == 0 ? "latest" : "",
                  version == 0 ? "" : absl::StrCat(version), " failed: ", status.ToString(),

@@ -1,8 +1,9 @@
 // Loads model versions into a ModelRegistry: the first one at start-up, later ones on request
 // (the ReloadModel RPC) or when a poll of the model repository finds a different highest version.
-// A new version is loaded, checked and warmed up on the manager's own thread while the old one keeps
-// serving, then swapped in; requests in flight keep their shared_ptr to the old version. A failed
-// load leaves the serving version in place and is reported by LastLoad(), Counters() and the log.
+// A new version is loaded, checked and warmed up on the manager's own thread while the old one
+// keeps serving, then swapped in; requests in flight keep their shared_ptr to the old version. A
+// failed load leaves the serving version in place and is reported by LastLoad(), Counters() and the
+// log.
 //
 // Thread-safety: all public methods may be called concurrently. Loads run one at a time on the
 // manager's thread, in the order they were asked for.

@@ -72,8 +72,8 @@ class Certificates {
                     const std::string& ext) {
       absl::StrAppend(&script, "openssl req ", key, " -keyout ", name, ".key -out ", name,
                       ".csr -subj /CN=", cn, " 2>/dev/null;", "printf '", ext, "' > ", name,
-                      ".ext;", "openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ",
-                      ca, ".key -CAcreateserial -days 2 -extfile ", name, ".ext -out ", name,
+                      ".ext;", "openssl x509 -req -in ", name, ".csr -CA ", ca, ".pem -CAkey ", ca,
+                      ".key -CAcreateserial -days 2 -extfile ", name, ".ext -out ", name,
                       ".pem 2>/dev/null;");
     };
     sign("server", "localhost", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1");
@@ -196,9 +196,9 @@ TEST(TlsFlagsTest, MisconfiguredTlsFailsFastWithTheReason) {
 
 // Clients that behave like a load balancer: they keep calling until health says NOT_SERVING.
 TEST(DrainTest, SigtermUnderLoadFailsNoAcceptedCallAndExitsZero) {
-  auto server = ServerProcess::Start(
-      kServer, {"--model=" + kDemoRepository, "--workers=2", "--drain_delay_ms=1500",
-                "--shutdown_grace_ms=20000"});
+  auto server =
+      ServerProcess::Start(kServer, {"--model=" + kDemoRepository, "--workers=2",
+                                     "--drain_delay_ms=1500", "--shutdown_grace_ms=20000"});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
   const std::string jpeg = FirstSample();
@@ -253,9 +253,9 @@ TEST(DrainTest, SigtermUnderLoadFailsNoAcceptedCallAndExitsZero) {
 }
 
 TEST(OverloadTest, CallsBeyondTheInFlightLimitGetResourceExhaustedWithARetryHint) {
-  auto server = ServerProcess::Start(
-      kServer, {"--model=" + kDemoRepository, "--workers=1", "--max_inflight_calls=2",
-                "--retry_pushback_ms=250"});
+  auto server =
+      ServerProcess::Start(kServer, {"--model=" + kDemoRepository, "--workers=1",
+                                     "--max_inflight_calls=2", "--retry_pushback_ms=250"});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
   auto stub = MakeStub((*server)->address());

@@ -56,9 +56,8 @@ class Repository {
     fs::remove_all(staging);
     fs::copy(kDemoVersion, staging);
     const std::string json = ReadFileOrDie(staging + "/model.json");
-    std::ofstream(staging + "/model.json", std::ios::trunc)
-        << absl::StrReplaceAll(json, {{"\"version\": 1,", absl::StrCat("\"version\": ", version,
-                                                                        ",")}});
+    std::ofstream(staging + "/model.json", std::ios::trunc) << absl::StrReplaceAll(
+        json, {{"\"version\": 1,", absl::StrCat("\"version\": ", version, ",")}});
     fs::rename(staging, absl::StrCat(model_dir_, "/", version));
   }
   // A version whose weights are not TorchScript (its hash in model.json matches them).
@@ -72,9 +71,9 @@ class Repository {
                      dir, "/model.pt"));
     ASSERT_EQ(hash.exit_code, 0);
     const std::string json = ReadFileOrDie(dir + "/model.json");
-    std::ofstream(dir + "/model.json", std::ios::trunc) << std::regex_replace(
-        json, std::regex("\"weights_xxh3_128\": \"[0-9a-f]+\""),
-        "\"weights_xxh3_128\": \"" + hash.output.substr(0, 32) + "\"");
+    std::ofstream(dir + "/model.json", std::ios::trunc)
+        << std::regex_replace(json, std::regex("\"weights_xxh3_128\": \"[0-9a-f]+\""),
+                              "\"weights_xxh3_128\": \"" + hash.output.substr(0, 32) + "\"");
   }
 
  private:

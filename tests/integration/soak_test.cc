@@ -44,8 +44,16 @@ int64_t ResidentKiB(pid_t pid) {
   return -1;
 }
 
-enum class Kind { kPredict, kExplainCached, kExplainFresh, kStats, kCorrupt, kBadTopK,
-                  kBadClass, kEmpty };
+enum class Kind {
+  kPredict,
+  kExplainCached,
+  kExplainFresh,
+  kStats,
+  kCorrupt,
+  kBadTopK,
+  kBadClass,
+  kEmpty
+};
 
 // Draws a call kind: about 45% Predict, 20% Explain (mostly repeats), 10% Stats, 25% bad input.
 Kind Draw(std::mt19937& rng) {
@@ -66,9 +74,8 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
   const auto warmup = std::chrono::seconds(std::max(8, seconds / 5));
 
   // A cache budget the warm-up fills, so that growth afterwards means a leak, not a filling cache.
-  auto server = ServerProcess::Start(
-      kServer, {"--model=" + kSourceDir + "/models/repository", "--workers=2",
-                "--explain_cache_bytes=8000000"});
+  auto server = ServerProcess::Start(kServer, {"--model=" + kSourceDir + "/models/repository",
+                                               "--workers=2", "--explain_cache_bytes=8000000"});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
 
@@ -169,12 +176,12 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
 
   int64_t total = 0;
   for (const auto& [kind, count] : calls_by_kind) total += count;
-  std::printf("soak: %d s, %d clients, %lld calls (%.0f/s); RSS after warm-up %lld KiB, end %lld "
-              "KiB (%+.2f%%), peak %lld KiB\n",
-              seconds, kClients, static_cast<long long>(total), total / static_cast<double>(seconds),
-              static_cast<long long>(rss_after_warmup), static_cast<long long>(rss_end),
-              100.0 * (rss_end - rss_after_warmup) / rss_after_warmup,
-              static_cast<long long>(rss_peak));
+  std::printf(
+      "soak: %d s, %d clients, %lld calls (%.0f/s); RSS after warm-up %lld KiB, end %lld "
+      "KiB (%+.2f%%), peak %lld KiB\n",
+      seconds, kClients, static_cast<long long>(total), total / static_cast<double>(seconds),
+      static_cast<long long>(rss_after_warmup), static_cast<long long>(rss_end),
+      100.0 * (rss_end - rss_after_warmup) / rss_after_warmup, static_cast<long long>(rss_peak));
   EXPECT_THAT(unexpected, ::testing::IsEmpty());
   EXPECT_EQ(calls_by_kind.size(), 8u) << "every kind of call was made";
   EXPECT_GT(total, kClients);
