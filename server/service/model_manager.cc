@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <optional>
 #include <utility>
 
@@ -24,6 +25,25 @@ std::string FilesFingerprint(const engine::ModelPackage& package) {
       absl::StrAppend(&fingerprint, "|", info.st_size, "@", info.st_mtim.tv_sec, ".",
                       info.st_mtim.tv_nsec);
     }
+  }
+  return fingerprint;
+}
+
+// Names, sizes and modification times of the files under `root` (a repository is three levels
+// deep): changes when a version is added, removed or rewritten, without reading any file.
+std::string TreeFingerprint(const std::string& root) {
+  std::string fingerprint;
+  std::error_code error;
+  std::filesystem::recursive_directory_iterator it(root, error), end;
+  for (; !error && it != end; it.increment(error)) {
+    if (it.depth() > 3) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    struct stat info {};
+    if (stat(it->path().c_str(), &info) != 0) continue;
+    absl::StrAppend(&fingerprint, it->path().string(), "|", info.st_size, "@", info.st_mtim.tv_sec,
+                    ".", info.st_mtim.tv_nsec, "\n");
   }
   return fingerprint;
 }
@@ -121,6 +141,13 @@ void ModelManager::Loop() {
 }
 
 void ModelManager::Poll() {
+  // Resolving verifies the weights' hash (reads every byte): only when a file changed.
+  const std::string tree = TreeFingerprint(options_.model_path);
+  {
+    absl::MutexLock lock(&load_mu_);
+    if (tree == last_poll_tree_) return;
+    last_poll_tree_ = tree;
+  }
   absl::StatusOr<engine::ModelPackage> package =
       engine::ResolveModelPackage(options_.model_path, options_.model_name, 0);
   std::string fingerprint;

@@ -108,6 +108,7 @@ class ModelManager {
   ModelLoadCounters counters_ ABSL_GUARDED_BY(mu_);
   std::string failed_fingerprint_ ABSL_GUARDED_BY(load_mu_);  // of the last version that failed
   std::string last_poll_error_ ABSL_GUARDED_BY(load_mu_);     // logged once until it changes
+  std::string last_poll_tree_ ABSL_GUARDED_BY(load_mu_);      // files seen by the last poll
   std::thread thread_;
 };
 
