@@ -260,6 +260,12 @@ TEST(ReloadTest, RepositoryWatchLoadsANewVersionAndSkipsABrokenOne) {
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   stats = Stats(stub.get());
   EXPECT_EQ(stats.models(0).version(), 2);
+  // A rollback by RPC stays: the watch acts only when the repository's files change.
+  v1::ReloadModelResponse rolled_back;
+  grpc::Status status = Reload(stub.get(), 1, &rolled_back);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(Stats(stub.get()).models(0).version(), 1);
   load.Stop();
   EXPECT_THAT(load.failures(), ::testing::IsEmpty());
   const std::string log = (*server)->Log();
