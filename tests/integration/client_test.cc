@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/paths.h"
 #include "tests/testing/server_process.h"
 
 namespace cropshield {
@@ -34,16 +35,16 @@ using ::cropshield::client::CallOptions;
 using ::cropshield::client::Client;
 using ::cropshield::client::Options;
 using ::cropshield::testing::CommandResult;
+using ::cropshield::testing::kCli;
+using ::cropshield::testing::kDemoRepository;
+using ::cropshield::testing::kSamples;
+using ::cropshield::testing::kServer;
+using ::cropshield::testing::kSourceDir;
 using ::cropshield::testing::ReadFileOrDie;
 using ::cropshield::testing::RunCommand;
 using ::cropshield::testing::ServerProcess;
 using ::testing::HasSubstr;
 
-const std::string kSourceDir = CROPSHIELD_SOURCE_DIR;
-const std::string kServer = CROPSHIELD_SERVER_BINARY;
-const std::string kCli = CROPSHIELD_CLI_BINARY;
-const std::string kDemoRepository = kSourceDir + "/models/repository";
-const std::string kSamples = kSourceDir + "/models/samples";
 const std::string kSample = "tomato_early_blight_600x800.jpg";
 const std::string kSampleLabel = "Tomato__early_blight";
 

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/calls.h"
+#include "tests/testing/paths.h"
 #include "tests/testing/server_process.h"
 
 namespace cropshield {
@@ -25,17 +26,16 @@ namespace {
 
 using ::cropshield::testing::AsyncExplain;
 using ::cropshield::testing::ConcurrentExplains;
+using ::cropshield::testing::kDemoRepository;
+using ::cropshield::testing::kSamples;
+using ::cropshield::testing::kServer;
+using ::cropshield::testing::kSourceDir;
 using ::cropshield::testing::MakeStub;
 using ::cropshield::testing::ReadFileOrDie;
 using ::cropshield::testing::RunCommand;
 using ::cropshield::testing::ServerProcess;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
-
-const std::string kSourceDir = CROPSHIELD_SOURCE_DIR;
-const std::string kServer = CROPSHIELD_SERVER_BINARY;
-const std::string kDemoRepository = kSourceDir + "/models/repository";
-const std::string kSamples = kSourceDir + "/models/samples";
 
 std::string FirstSample() {
   return ReadFileOrDie(kSamples + "/" + testing::SampleLabels(kSamples).begin()->first);

@@ -21,22 +21,23 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/calls.h"
+#include "tests/testing/paths.h"
 #include "tests/testing/server_process.h"
 
 namespace cropshield {
 namespace {
 
 namespace fs = std::filesystem;
+using ::cropshield::testing::kSamples;
+using ::cropshield::testing::kServer;
+using ::cropshield::testing::kSourceDir;
 using ::cropshield::testing::MakeStub;
 using ::cropshield::testing::ReadFileOrDie;
 using ::cropshield::testing::RunCommand;
 using ::cropshield::testing::ServerProcess;
 using ::testing::HasSubstr;
 
-const std::string kSourceDir = CROPSHIELD_SOURCE_DIR;
-const std::string kServer = CROPSHIELD_SERVER_BINARY;
 const std::string kDemoVersion = kSourceDir + "/models/repository/cropshield-demo/1";
-const std::string kSamples = kSourceDir + "/models/samples";
 
 // A private repository holding the demo model as version 1.
 class Repository {

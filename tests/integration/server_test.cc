@@ -26,6 +26,7 @@
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/calls.h"
+#include "tests/testing/paths.h"
 #include "tests/testing/server_process.h"
 
 namespace cropshield {
@@ -36,17 +37,16 @@ using ::cropshield::testing::AsyncPredict;
 using ::cropshield::testing::CommandResult;
 using ::cropshield::testing::ConcurrentExplains;
 using ::cropshield::testing::ConcurrentPredicts;
+using ::cropshield::testing::kCli;
+using ::cropshield::testing::kDemoRepository;
+using ::cropshield::testing::kSamples;
+using ::cropshield::testing::kServer;
+using ::cropshield::testing::kSourceDir;
 using ::cropshield::testing::ReadFileOrDie;
 using ::cropshield::testing::RunCommand;
 using ::cropshield::testing::ServerProcess;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
-
-const std::string kSourceDir = CROPSHIELD_SOURCE_DIR;
-const std::string kServer = CROPSHIELD_SERVER_BINARY;
-const std::string kCli = CROPSHIELD_CLI_BINARY;
-const std::string kDemoRepository = kSourceDir + "/models/repository";
-const std::string kSamples = kSourceDir + "/models/samples";
 
 const std::vector<std::string> kCropShieldLabels = {
     "Potato__early_blight",

@@ -21,19 +21,19 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/calls.h"
+#include "tests/testing/paths.h"
 #include "tests/testing/server_process.h"
 
 namespace cropshield {
 namespace {
 
+using ::cropshield::testing::kDemoRepository;
+using ::cropshield::testing::kSamples;
+using ::cropshield::testing::kServer;
 using ::cropshield::testing::MakeStub;
 using ::cropshield::testing::ReadFileOrDie;
 using ::cropshield::testing::ServerProcess;
 using ::grpc::health::v1::HealthCheckResponse;
-
-const std::string kSourceDir = CROPSHIELD_SOURCE_DIR;
-const std::string kServer = CROPSHIELD_SERVER_BINARY;
-const std::string kSamples = kSourceDir + "/models/samples";
 
 int64_t ResidentKiB(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
@@ -74,8 +74,8 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
   const auto warmup = std::chrono::seconds(std::max(8, seconds / 5));
 
   // A cache budget the warm-up fills, so that growth afterwards means a leak, not a filling cache.
-  auto server = ServerProcess::Start(kServer, {"--model=" + kSourceDir + "/models/repository",
-                                               "--workers=2", "--explain_cache_bytes=8000000"});
+  auto server = ServerProcess::Start(
+      kServer, {"--model=" + kDemoRepository, "--workers=2", "--explain_cache_bytes=8000000"});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
 
