@@ -115,13 +115,16 @@ void ModelManager::Loop() {
     bool poll = false;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]()
-                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      const bool was_watching = watching_;
+      // StartWatching() flips watching_, which wakes this wait too.
+      auto ready = [this, was_watching]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty() || watching_ != was_watching;
+      };
       if (watching_) {
         mu_.AwaitWithDeadline(absl::Condition(&ready), next_poll);
       } else {
-        // Wakes up now and then to notice StartWatching().
-        mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(200));
+        mu_.Await(absl::Condition(&ready));
+        if (watching_ && !was_watching) next_poll = absl::Now() + options_.poll_interval;
       }
       if (stopping_) return;
       if (!queue_.empty()) {
