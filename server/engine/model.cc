@@ -21,6 +21,7 @@
 #include <cmath>
 #include <optional>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -179,9 +180,13 @@ Model::Model(ModelPackage package, std::unique_ptr<Impl> impl)
 
 Model::~Model() = default;
 
-void ConfigureTorchRuntime(int intra_op_threads) {
+void ConfigureTorchRuntime(int intra_op_threads, int malloc_arenas) {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
+  if (malloc_arenas <= 0) {
+    malloc_arenas = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  mallopt(M_ARENA_MAX, malloc_arenas);
   if (intra_op_threads > 0) torch::set_num_threads(intra_op_threads);
   try {
     torch::set_num_interop_threads(1);
