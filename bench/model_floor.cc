@@ -28,6 +28,8 @@ ABSL_FLAG(int, iterations, 10, "Timed forward passes per batch size (after warm-
 ABSL_FLAG(int, threads, 0, "Torch intra-op threads (0: number of cores).");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, or on CUDA fp16 / bf16.");
 ABSL_FLAG(bool, explain, false, "Also time batched Grad-CAM (Explain) at each batch size.");
+ABSL_FLAG(bool, cuda_graphs, false,
+          "On CUDA, time Classify replaying CUDA graphs (the server's --cuda_graphs).");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -50,6 +52,7 @@ int main(int argc, char** argv) {
   options.device = absl::GetFlag(FLAGS_device);
   options.precision = absl::GetFlag(FLAGS_precision);
   options.max_batch_size = *std::max_element(batch_sizes.begin(), batch_sizes.end());
+  options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   auto model = Model::Create(options);
   if (!model.ok()) {
     std::cerr << model.status() << "\n";
@@ -89,8 +92,9 @@ int main(int argc, char** argv) {
   }
   std::cout << absl::StrFormat(
       "{\"model\":\"%s\",\"version\":%d,\"device\":\"%s\",\"precision\":\"%s\",\"threads\":%d,"
-      "\"optimized\":%s,\"rows\":[%s]}\n",
+      "\"optimized\":%s,\"cuda_graphs\":%d,\"rows\":[%s]}\n",
       (*model)->name(), (*model)->version(), (*model)->device_name(), (*model)->precision(),
-      threads, (*model)->load_report().optimized ? "true" : "false", rows);
+      threads, (*model)->load_report().optimized ? "true" : "false",
+      (*model)->load_report().cuda_graphs, rows);
   return 0;
 }

@@ -154,7 +154,9 @@ def main():
             [floor_bin, f"--model={package}", f"--device={args.device}",
              f"--precision={args.precision}",
              f"--batch_sizes={args.floor_batches}", "--explain"] +
-            ([f"--threads={args.threads}"] if args.threads else []),
+            ([f"--threads={args.threads}"] if args.threads else []) +
+            # The floor runs the forward the server runs (graphs when it replays graphs).
+            (["--cuda_graphs"] if "--cuda_graphs" in args.server_args.split() else []),
             check=True, capture_output=True, text=True).stdout)
         entry = {"floor": floor, "cpp": {}, "baseline": {}}
         entry["w1_decode_ceiling"] = decode_ceiling(args.build, workloads["W1"])

@@ -49,6 +49,9 @@ ABSL_FLAG(std::string, precision, "fp32",
           "Serving precision: fp32, or on CUDA fp16 / bf16 (checked against fp32 at start: the "
           "top-1 class must agree on the warm-up inputs).");
 ABSL_FLAG(bool, channels_last, true, "On CUDA, run convolutions in channels_last memory format.");
+ABSL_FLAG(bool, cuda_graphs, false,
+          "On CUDA, replay Predict's forward as a CUDA graph per warmed batch size (recorded and "
+          "checked against the eager forward at load).");
 ABSL_FLAG(int, threads, 0,
           "Torch intra-op threads per forward; 0 = number of CPU cores divided by --workers.");
 ABSL_FLAG(int, malloc_arenas, 0,
@@ -211,6 +214,7 @@ int Run() {
   models.load_options.precision = absl::GetFlag(FLAGS_precision);
   models.load_options.channels_last = absl::GetFlag(FLAGS_channels_last);
   models.load_options.warmup_iterations = std::max(1, absl::GetFlag(FLAGS_warmup_iterations));
+  models.load_options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   models.load_options.max_batch_size =
       std::max(options.service.max_batch_size, options.service.explain_max_batch_size);
 

@@ -10,8 +10,11 @@
 // (Debian's libtorch) ship the other c10/cuda headers but neither it nor libc10_cuda.
 #if defined(__has_include)
 #if __has_include(<c10/cuda/impl/cuda_cmake_macros.h>) && __has_include(<cuda_runtime_api.h>)
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
-#define CROPSHIELD_HAVE_CUDA_ALLOCATOR_STATS 1
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#define CROPSHIELD_HAVE_CUDA 1
 #endif
 #endif
 
@@ -19,6 +22,7 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <random>
 #include <thread>
@@ -114,19 +118,27 @@ struct Model::Impl {
     torch::Tensor buffer_;
   };
 
-  // Host floats -> device tensor. On CUDA the batch is staged in a pinned buffer so the copy is
-  // asynchronous; the lease must outlive the first device synchronisation. On CPU the caller's
-  // memory is used in place (no copy).
-  torch::Tensor HostToDevice(absl::Span<const float> inputs, int64_t batch, int64_t size,
+  // Host images (one span of input_elements() floats each) -> device fp32 NCHW tensor. On CUDA
+  // each image is copied once, straight into a pinned buffer, so the upload is asynchronous; the
+  // lease must outlive the first device synchronisation. On CPU images already back to back are
+  // used in place.
+  torch::Tensor HostToDevice(ImageSpans images, int64_t size,
                              std::optional<PinnedLease>* lease) const {
-    torch::Tensor host = torch::from_blob(const_cast<float*>(inputs.data()), {batch, 3, size, size},
-                                          torch::kFloat32);
-    if (!device.is_cuda()) return host;
+    const auto batch = static_cast<int64_t>(images.size());
+    const int64_t elements = 3 * size * size;
+    bool back_to_back = true;
+    for (int64_t i = 1; i < batch && back_to_back; ++i) {
+      back_to_back = images[i].data() == images[0].data() + i * elements;
+    }
+    if (!device.is_cuda() && back_to_back) {
+      return torch::from_blob(const_cast<float*>(images[0].data()), {batch, 3, size, size},
+                              torch::kFloat32);
+    }
     torch::Tensor buffer;
-    {
+    if (device.is_cuda()) {
       absl::MutexLock lock(&pinned_mu);
       for (size_t i = 0; i < pinned_free.size(); ++i) {
-        if (pinned_free[i].numel() >= host.numel()) {
+        if (pinned_free[i].numel() >= batch * elements) {
           buffer = std::move(pinned_free[i]);
           pinned_free.erase(pinned_free.begin() + static_cast<std::ptrdiff_t>(i));
           break;
@@ -137,13 +149,16 @@ struct Model::Impl {
       // A normal tensor, not an inference tensor: Classify (InferenceMode) and Explain (autograd)
       // share the pool, and an inference tensor cannot be written outside InferenceMode.
       c10::InferenceMode normal_tensor(/*enabled=*/false);
-      buffer = torch::empty({host.numel()},
-                            torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
+      buffer = torch::empty(
+          {batch * elements},
+          torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(device.is_cuda()));
     }
-    torch::Tensor staged = buffer.narrow(0, 0, host.numel()).view(host.sizes());
-    staged.copy_(host);
+    float* out = buffer.data_ptr<float>();
+    for (int64_t i = 0; i < batch; ++i) std::copy_n(images[i].data(), elements, out + i * elements);
+    torch::Tensor host = buffer.narrow(0, 0, batch * elements).view({batch, 3, size, size});
+    if (!device.is_cuda()) return host;
     lease->emplace(this, buffer);
-    return staged.to(device, /*non_blocking=*/true);
+    return host.to(device, /*non_blocking=*/true);
   }
   // Batch sizes warmed up at load (CUDA only; ascending). cuDNN autotunes every new input shape on
   // first use (hundreds of ms), so batches are padded up to the next of these sizes.
@@ -154,11 +169,21 @@ struct Model::Impl {
     }
     return batch;
   }
-  // Zero images appended along the batch dimension (NCHW, fp32, before PrepareInput).
-  static torch::Tensor PadBatch(torch::Tensor input, int64_t padded) {
-    const int64_t missing = padded - input.size(0);
-    if (missing <= 0) return input;
-    return torch::constant_pad_nd(input, {0, 0, 0, 0, 0, 0, 0, missing});
+  // Device fp32 NCHW [batch] -> `padded` images in the serving precision and memory format, zero
+  // images after the real ones; written into `into` when given (a CUDA graph's fixed input).
+  torch::Tensor IntoServingLayout(const torch::Tensor& input, int64_t padded,
+                                  torch::Tensor into = {}) const {
+    const int64_t batch = input.size(0);
+    if (!into.defined()) {
+      if (padded == batch) return PrepareInput(input);
+      into = torch::empty(
+          {padded, input.size(1), input.size(2), input.size(3)},
+          input.options().dtype(dtype).memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                                                   : at::MemoryFormat::Contiguous));
+    }
+    into.narrow(0, 0, batch).copy_(input);
+    if (padded > batch) into.narrow(0, batch, padded - batch).zero_();
+    return into;
   }
   // Device fp32 NCHW -> what the serving module takes (precision, memory format).
   torch::Tensor PrepareInput(torch::Tensor input) const {
@@ -173,6 +198,68 @@ struct Model::Impl {
   mutable torch::jit::Module serving;
   // The unfrozen module with its exported features/head methods (for Grad-CAM).
   mutable torch::jit::Module original;
+
+#ifdef CROPSHIELD_HAVE_CUDA
+  // Predict's forward + softmax for one padded batch size, recorded once as a CUDA graph: a replay
+  // launches every kernel at once instead of one by one from the TorchScript interpreter. Its input
+  // and output tensors are fixed, so a call holds `mu` from filling static_input until it has
+  // copied static_probs out.
+  struct GraphSlot {
+    absl::Mutex mu;
+    at::cuda::CUDAGraph graph;
+    torch::Tensor static_input;
+    torch::Tensor static_probs;
+  };
+  // By padded batch size; filled in Create only, read-only afterwards.
+  std::map<int64_t, std::unique_ptr<GraphSlot>> graphs;
+
+  void CaptureGraphs(int64_t size) {
+    c10::InferenceMode inference;
+    for (int64_t batch : warmed_batches) {
+      auto slot = std::make_unique<GraphSlot>();
+      slot->static_input =
+          PrepareInput(WarmupInput(static_cast<int>(batch), static_cast<int>(size), 7).to(device));
+      // Captured on a side stream (capture cannot use the default stream); ThreadLocal mode, so
+      // that a model still serving on other threads during a hot reload is not disturbed.
+      c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device.index());
+      stream.synchronize();
+      torch::cuda::synchronize(device.index());
+      {
+        c10::cuda::CUDAStreamGuard on_side_stream(stream);
+        for (int i = 0; i < 2; ++i) serving.forward({slot->static_input});
+        stream.synchronize();
+        slot->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+        torch::Tensor logits = serving.forward({slot->static_input}).toTensor();
+        slot->static_probs = torch::softmax(logits.to(torch::kFloat32), 1);
+        slot->graph.capture_end();
+        slot->graph.replay();
+        torch::Tensor eager =
+            torch::softmax(serving.forward({slot->static_input}).toTensor().to(torch::kFloat32), 1);
+        const double diff = (slot->static_probs - eager).abs().max().item<double>();
+        if (diff > 1e-3) {
+          throw std::runtime_error(
+              absl::StrCat("graph of batch ", batch, " differs from the eager forward by ", diff));
+        }
+      }
+      stream.synchronize();
+      graphs[batch] = std::move(slot);
+    }
+  }
+
+  // Classify through the graph of `padded`; false when there is none (the caller runs eagerly).
+  bool ReplayGraph(const torch::Tensor& input, int64_t padded,
+                   absl::Span<float> probabilities) const {
+    auto it = graphs.find(padded);
+    if (it == graphs.end()) return false;
+    GraphSlot& slot = *it->second;
+    absl::MutexLock lock(&slot.mu);
+    IntoServingLayout(input, padded, slot.static_input);
+    slot.graph.replay();
+    torch::Tensor probs = slot.static_probs.narrow(0, 0, input.size(0)).to(torch::kCPU);
+    std::copy_n(probs.data_ptr<float>(), probabilities.size(), probabilities.data());
+    return true;
+  }
+#endif
 };
 
 Model::Model(ModelPackage package, std::unique_ptr<Impl> impl)
@@ -205,7 +292,7 @@ bool CudaAvailable() {
 
 std::vector<GpuMemoryStats> CudaMemoryStats() {
   std::vector<GpuMemoryStats> result;
-#ifdef CROPSHIELD_HAVE_CUDA_ALLOCATOR_STATS
+#ifdef CROPSHIELD_HAVE_CUDA
   if (!CudaAvailable()) return result;
   const int devices = static_cast<int>(torch::cuda::device_count());
   for (int device = 0; device < devices; ++device) {
@@ -386,6 +473,19 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat(path, ": warm-up forward failed: ", e.what()));
   }
+  if (options.cuda_graphs && device.is_cuda()) {
+#ifdef CROPSHIELD_HAVE_CUDA
+    try {
+      impl->CaptureGraphs(size);
+      report.cuda_graphs = static_cast<int>(impl->graphs.size());
+    } catch (const std::exception& e) {
+      impl->graphs.clear();
+      report.cuda_graphs_note = absl::StrCat("CUDA graphs not used: ", e.what());
+    }
+#else
+    report.cuda_graphs_note = "CUDA graphs not used: libtorch headers without CUDA";
+#endif
+  }
   report.warmup_seconds = SecondsSince(warmup_start);
 
   std::unique_ptr<Model> model(new Model(std::move(options.package), std::move(impl)));
@@ -395,21 +495,60 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   return model;
 }
 
+namespace {
+
+std::vector<absl::Span<const float>> SplitImages(absl::Span<const float> inputs, int64_t batch,
+                                                 int64_t elements) {
+  std::vector<absl::Span<const float>> images;
+  images.reserve(static_cast<size_t>(std::max<int64_t>(0, batch)));
+  for (int64_t i = 0; i < batch; ++i) {
+    images.push_back(
+        inputs.subspan(static_cast<size_t>(i * elements), static_cast<size_t>(elements)));
+  }
+  return images;
+}
+
+absl::Status CheckImages(ImageSpans images, int64_t elements, const char* what) {
+  if (images.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": empty batch"));
+  for (const absl::Span<const float>& image : images) {
+    if (static_cast<int64_t>(image.size()) != elements) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": an image has ", image.size(), " floats, expected ", elements));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
                              absl::Span<float> probabilities) const {
-  if (batch_size <= 0 || static_cast<int64_t>(inputs.size()) != batch_size * input_elements() ||
-      static_cast<int64_t>(probabilities.size()) !=
-          static_cast<int64_t>(batch_size) * num_classes()) {
+  if (batch_size <= 0 || static_cast<int64_t>(inputs.size()) != batch_size * input_elements()) {
     return absl::InvalidArgumentError(
         absl::StrCat("Classify: size mismatch for batch of ", batch_size));
   }
+  return Classify(SplitImages(inputs, batch_size, input_elements()), probabilities);
+}
+
+absl::Status Model::Classify(ImageSpans images, absl::Span<float> probabilities) const {
+  CS_RETURN_IF_ERROR(CheckImages(images, input_elements(), "Classify"));
+  const auto batch = static_cast<int64_t>(images.size());
+  if (static_cast<int64_t>(probabilities.size()) != batch * num_classes()) {
+    return absl::InvalidArgumentError(absl::StrCat("Classify: room for ", probabilities.size(),
+                                                   " probabilities, expected ",
+                                                   batch * num_classes()));
+  }
   try {
     c10::InferenceMode inference;
-    const int64_t size = input_size();
     std::optional<Impl::PinnedLease> lease;
-    torch::Tensor input = impl_->PrepareInput(impl_->PadBatch(
-        impl_->HostToDevice(inputs, batch_size, size, &lease), impl_->PaddedBatch(batch_size)));
-    torch::Tensor logits = impl_->serving.forward({input}).toTensor().narrow(0, 0, batch_size);
+    torch::Tensor input = impl_->HostToDevice(images, input_size(), &lease);
+    const int64_t padded = impl_->PaddedBatch(batch);
+#ifdef CROPSHIELD_HAVE_CUDA
+    if (impl_->ReplayGraph(input, padded, probabilities)) return absl::OkStatus();
+#endif
+    torch::Tensor logits = impl_->serving.forward({impl_->IntoServingLayout(input, padded)})
+                               .toTensor()
+                               .narrow(0, 0, batch);
     torch::Tensor probs =
         torch::softmax(logits.to(torch::kFloat32), 1).to(torch::kCPU).contiguous();
     std::copy_n(probs.data_ptr<float>(), probabilities.size(), probabilities.data());
@@ -422,9 +561,21 @@ absl::Status Model::Classify(absl::Span<const float> inputs, int batch_size,
 absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> inputs,
                                                       absl::Span<const CamRequest> requests,
                                                       ExplainTiming* timing) const {
-  const int batch = static_cast<int>(requests.size());
+  const auto batch = static_cast<int64_t>(requests.size());
   if (batch == 0 || static_cast<int64_t>(inputs.size()) != batch * input_elements()) {
     return absl::InvalidArgumentError(absl::StrCat("Explain: size mismatch for batch of ", batch));
+  }
+  return Explain(SplitImages(inputs, batch, input_elements()), requests, timing);
+}
+
+absl::StatusOr<std::vector<CamResult>> Model::Explain(ImageSpans images,
+                                                      absl::Span<const CamRequest> requests,
+                                                      ExplainTiming* timing) const {
+  CS_RETURN_IF_ERROR(CheckImages(images, input_elements(), "Explain"));
+  const int batch = static_cast<int>(requests.size());
+  if (static_cast<size_t>(batch) != images.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Explain: ", images.size(), " images but ", batch, " requests"));
   }
   for (const CamRequest& r : requests) {
     if (r.target_class < -1 || r.target_class >= num_classes()) {
@@ -434,10 +585,9 @@ absl::StatusOr<std::vector<CamResult>> Model::Explain(absl::Span<const float> in
   }
   std::vector<CamResult> results(static_cast<size_t>(batch));
   try {
-    const int64_t size = input_size();
     std::optional<Impl::PinnedLease> lease;
-    torch::Tensor input = impl_->PrepareInput(impl_->PadBatch(
-        impl_->HostToDevice(inputs, batch, size, &lease), impl_->PaddedBatch(batch)));
+    torch::Tensor input = impl_->IntoServingLayout(
+        impl_->HostToDevice(images, input_size(), &lease), impl_->PaddedBatch(batch));
     const auto backbone_start = std::chrono::steady_clock::now();
     torch::Tensor activation;
     {

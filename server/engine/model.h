@@ -35,6 +35,9 @@ struct ModelOptions {
   int max_batch_size = 1;
   // Forward passes per warm-up batch size (the profiling executor specialises on early calls).
   int warmup_iterations = 3;
+  // On CUDA, record Classify's forward as one CUDA graph per warmed batch size and replay it
+  // (each graph is checked against the eager forward at load). Ignored on CPU.
+  bool cuda_graphs = false;
 };
 
 // What happened at load, for logs, Stats and metrics.
@@ -45,8 +48,13 @@ struct LoadReport {
   // Largest probability difference between the serving module (optimised and/or reduced precision)
   // and the fp32 original on the warm-up inputs.
   double optimized_max_abs_diff = 0;
-  std::string optimize_note;  // why the optimised module was not used, if it was not
+  std::string optimize_note;     // why the optimised module was not used, if it was not
+  int cuda_graphs = 0;           // batch sizes Classify replays as CUDA graphs
+  std::string cuda_graphs_note;  // why none were recorded, when they were asked for
 };
+
+// A batch of preprocessed images, one span of Model::input_elements() floats (CHW) per image.
+using ImageSpans = absl::Span<const absl::Span<const float>>;
 
 // Class activation map variants (all computed from one features/head split of the model).
 enum class CamMethod {
@@ -100,6 +108,9 @@ class Model {
   // backend fails; INVALID_ARGUMENT on size mismatches.
   absl::Status Classify(absl::Span<const float> inputs, int batch_size,
                         absl::Span<float> probabilities) const;
+  // The same for images anywhere in memory (a batch of requests' own buffers): on CUDA each image
+  // is copied once, into the pinned staging buffer.
+  absl::Status Classify(ImageSpans images, absl::Span<float> probabilities) const;
 
   // Class activation maps for requests.size() preprocessed inputs laid out back to back, computed
   // as one batch: the backbone runs without autograd, and gradients are taken only with respect
@@ -107,6 +118,10 @@ class Model {
   // INVALID_ARGUMENT for out-of-range target classes or size mismatches; INTERNAL on backend
   // errors.
   absl::StatusOr<std::vector<CamResult>> Explain(absl::Span<const float> inputs,
+                                                 absl::Span<const CamRequest> requests,
+                                                 ExplainTiming* timing = nullptr) const;
+  // The same with one span per image (requests.size() of them).
+  absl::StatusOr<std::vector<CamResult>> Explain(ImageSpans images,
                                                  absl::Span<const CamRequest> requests,
                                                  ExplainTiming* timing = nullptr) const;
 

@@ -244,16 +244,13 @@ std::map<const engine::Model*, std::vector<std::shared_ptr<Job>>> GroupByModel(
   return by_model;
 }
 
-// The group's model inputs back to back. A batch of one uses its input in place (no copy).
+// The group's model inputs where they are: the engine copies each once, to where it needs it.
 template <typename Job>
-absl::Span<const float> BatchInputs(const std::vector<std::shared_ptr<Job>>& group,
-                                    std::vector<float>* storage) {
-  if (group.size() == 1) return group.front()->prepared.input;
-  storage->reserve(group.size() * group.front()->prepared.input.size());
-  for (const auto& job : group) {
-    storage->insert(storage->end(), job->prepared.input.begin(), job->prepared.input.end());
-  }
-  return *storage;
+std::vector<absl::Span<const float>> BatchInputs(const std::vector<std::shared_ptr<Job>>& group) {
+  std::vector<absl::Span<const float>> images;
+  images.reserve(group.size());
+  for (const auto& job : group) images.emplace_back(job->prepared.input);
+  return images;
 }
 
 // Answers a call from `cache` when it can: true when the call is answered now (hit) or will be when
@@ -424,11 +421,10 @@ void CropShieldServiceImpl::RunPredictBatch(std::vector<std::shared_ptr<PredictJ
   }
   for (auto& [model, group] : GroupByModel(std::move(alive_jobs))) {
     const int batch = static_cast<int>(group.size());
-    std::vector<float> storage;
-    absl::Span<const float> inputs = BatchInputs(group, &storage);
+    const std::vector<absl::Span<const float>> images = BatchInputs(group);
     std::vector<float> probabilities(static_cast<size_t>(batch) * model->num_classes());
     Stopwatch inference;
-    absl::Status status = model->Classify(inputs, batch, absl::MakeSpan(probabilities));
+    absl::Status status = model->Classify(images, absl::MakeSpan(probabilities));
     const int64_t inference_us = inference.ElapsedMicros();
     metrics_->ObserveBatchSize("predict", batch);
     for (int i = 0; i < batch; ++i) {
@@ -517,12 +513,11 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(
 void CropShieldServiceImpl::RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs) {
   for (auto& [model, group] : GroupByModel(std::move(jobs))) {
     metrics_->ObserveBatchSize("explain", static_cast<int>(group.size()));
-    std::vector<float> storage;
-    absl::Span<const float> inputs = BatchInputs(group, &storage);
+    const std::vector<absl::Span<const float>> images = BatchInputs(group);
     std::vector<engine::CamRequest> requests;
     for (const auto& job : group) requests.push_back({job->plan.target_class, job->plan.method});
     engine::ExplainTiming timing;
-    absl::StatusOr<std::vector<engine::CamResult>> cams = model->Explain(inputs, requests, &timing);
+    absl::StatusOr<std::vector<engine::CamResult>> cams = model->Explain(images, requests, &timing);
     for (size_t i = 0; i < group.size(); ++i) {
       std::shared_ptr<ExplainJob> job = group[i];
       if (!cams.ok()) {

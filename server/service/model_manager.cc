@@ -217,6 +217,9 @@ absl::StatusOr<ReloadOutcome> ModelManager::Load(int64_t version, const std::str
               report.optimized
                   ? absl::StrCat("frozen+optimized, max prob diff ", report.optimized_max_abs_diff)
                   : absl::StrCat("original module, ", report.optimize_note),
+              report.cuda_graphs > 0 ? absl::StrCat("; ", report.cuda_graphs, " CUDA graphs")
+              : report.cuda_graphs_note.empty() ? std::string()
+                                                : absl::StrCat("; ", report.cuda_graphs_note),
               "; load ", report.load_seconds, " s, warm-up ", report.warmup_seconds, " s",
               current.ok() ? absl::StrCat("; replaced version ", (*current)->version()) : "");
   if (current.ok() && options_.on_retire) options_.on_retire(**current);

@@ -287,5 +287,80 @@ TEST_F(EngineTest, ClassifyAndExplainAlternateOnTheDefaultDevice) {
   EXPECT_EQ(three_cams->size(), 3u);
 }
 
+// Images handed over one span each (a batch of requests' own buffers) classify exactly as the same
+// images back to back.
+TEST_F(EngineTest, ClassifiesImagesFromSeparateBuffersLikeOneBuffer) {
+  auto package = ResolveModelPackage(Path("repo/tiny/2"));
+  ASSERT_TRUE(package.ok());
+  ModelOptions options;
+  options.package = *package;
+  options.device = "auto";
+  options.max_batch_size = 4;
+  auto model = Model::Create(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
+  std::vector<float> flipped(input.rbegin(), input.rend());
+  std::vector<float> back_to_back = input;
+  back_to_back.insert(back_to_back.end(), flipped.begin(), flipped.end());
+  std::vector<float> expected(2 * 22);
+  ASSERT_TRUE((*model)->Classify(back_to_back, 2, absl::MakeSpan(expected)).ok());
+  const std::vector<absl::Span<const float>> images = {flipped, input};
+  std::vector<float> got(2 * 22);
+  ASSERT_TRUE((*model)->Classify(images, absl::MakeSpan(got)).ok());
+  for (int i = 0; i < 22; ++i) {
+    EXPECT_NEAR(got[i], expected[22 + i], 1e-5) << i;
+    EXPECT_NEAR(got[22 + i], expected[i], 1e-5) << i;
+  }
+  auto cams = (*model)->Explain(images, std::vector<CamRequest>(2));
+  ASSERT_TRUE(cams.ok()) << cams.status();
+  auto cams_back_to_back = (*model)->Explain(back_to_back, std::vector<CamRequest>(2));
+  ASSERT_TRUE(cams_back_to_back.ok());
+  EXPECT_EQ((*cams)[0].target_class, (*cams_back_to_back)[1].target_class);
+  EXPECT_EQ((*cams)[1].map, (*cams_back_to_back)[0].map);
+
+  const std::vector<float> short_image(10);
+  const std::vector<absl::Span<const float>> bad = {input, short_image};
+  EXPECT_EQ((*model)->Classify(bad, absl::MakeSpan(got)).code(),
+            absl::StatusCode::kInvalidArgument);
+  std::vector<float> too_small(22);
+  EXPECT_EQ((*model)->Classify(images, absl::MakeSpan(too_small)).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// With cuda_graphs on a CUDA device, every warmed batch size (1, 2, 4) is replayed from a graph and
+// answers as the eager model does, for full and padded batches; on CPU the option changes nothing.
+TEST_F(EngineTest, CudaGraphsAnswerAsTheEagerModel) {
+  auto package = ResolveModelPackage(Path("repo/tiny/2"));
+  ASSERT_TRUE(package.ok());
+  ModelOptions options;
+  options.package = *package;
+  options.device = "auto";
+  options.max_batch_size = 4;
+  auto eager = Model::Create(options);
+  ASSERT_TRUE(eager.ok()) << eager.status();
+  options.cuda_graphs = true;
+  auto graphed = Model::Create(options);
+  ASSERT_TRUE(graphed.ok()) << graphed.status();
+  const bool cuda = (*graphed)->device_name().rfind("cuda", 0) == 0;
+  EXPECT_EQ((*graphed)->load_report().cuda_graphs, cuda ? 3 : 0)
+      << (*graphed)->load_report().cuda_graphs_note;
+  EXPECT_EQ((*eager)->load_report().cuda_graphs, 0);
+  const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
+  std::vector<float> flipped(input.rbegin(), input.rend());
+  for (int batch = 1; batch <= 4; ++batch) {
+    std::vector<absl::Span<const float>> images;
+    for (int i = 0; i < batch; ++i) images.emplace_back(i % 2 == 0 ? input : flipped);
+    std::vector<float> want(static_cast<size_t>(batch) * 22);
+    std::vector<float> got(want.size());
+    for (int round = 0; round < 2; ++round) {  // a replay must not depend on the previous one
+      ASSERT_TRUE((*eager)->Classify(images, absl::MakeSpan(want)).ok());
+      ASSERT_TRUE((*graphed)->Classify(images, absl::MakeSpan(got)).ok());
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_NEAR(got[i], want[i], 1e-4) << "batch " << batch << " value " << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cropshield::engine
