@@ -5,6 +5,7 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 
 // CUDA builds of libtorch install a generated c10/cuda/impl/cuda_cmake_macros.h; CPU-only builds
 // (Debian's libtorch) ship the other c10/cuda headers but neither it nor libc10_cuda.
@@ -228,7 +229,11 @@ struct Model::Impl {
         c10::cuda::CUDAStreamGuard on_side_stream(stream);
         for (int i = 0; i < 2; ++i) serving.forward({slot->static_input});
         stream.synchronize();
+#if TORCH_VERSION_MAJOR >= 2
         slot->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+#else
+        slot->graph.capture_begin();  // libtorch 1.x: global capture mode only
+#endif
         torch::Tensor logits = serving.forward({slot->static_input}).toTensor();
         slot->static_probs = torch::softmax(logits.to(torch::kFloat32), 1);
         slot->graph.capture_end();
