@@ -2,7 +2,6 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <utility>
 
@@ -12,6 +11,7 @@
 #include "server/metrics/metrics_endpoint.h"
 #include "server/metrics/process_collector.h"
 #include "server/metrics/state_collector.h"
+#include "server/service/health_service.h"
 
 namespace cropshield::service {
 
@@ -75,7 +75,10 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
     }
   }
 
-  grpc::EnableDefaultHealthCheckService(true);
+  // Our own health service (NOT_SERVING from the first call on), not gRPC's default one.
+  grpc::EnableDefaultHealthCheckService(false);
+  server->health_ = std::make_unique<HealthService>(std::vector<std::string>{
+      std::string(cropshield::v1::CropShieldService::service_full_name())});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
@@ -99,23 +102,19 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   }
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->health_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address, " (address in use or invalid?)"));
   }
-  server->SetServing(false);
   return server;
 }
 
 CropShieldServer::~CropShieldServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 void CropShieldServer::SetServing(bool serving) {
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health == nullptr) return;
-  health->SetServingStatus(serving);
-  health->SetServingStatus(std::string(cropshield::v1::CropShieldService::service_full_name()),
-                           serving);
+  if (health_ != nullptr) health_->SetServing(serving);
 }
 
 void CropShieldServer::Shutdown(std::chrono::milliseconds grace) {
@@ -124,7 +123,8 @@ void CropShieldServer::Shutdown(std::chrono::milliseconds grace) {
   // Answers queued ReloadModel calls, so that the gRPC server can wait for every call below.
   if (model_manager_ != nullptr) model_manager_->Shutdown();
   if (server_ != nullptr) {
-    SetServing(false);
+    // NOT_SERVING, and Watch streams end now: the shutdown below would wait for them.
+    health_->Shutdown();
     server_->Shutdown(std::chrono::system_clock::now() + grace);
     server_->Wait();
   }

@@ -1,8 +1,8 @@
-// Assembles the gRPC server: the CropShield service, gRPC's health service and reflection, and the
+// Assembles the gRPC server: the CropShield service, the health service and reflection, and the
 // metrics (the registry the components record into and its HTTP /metrics endpoint).
-// Health reports NOT_SERVING until MarkServing() is called after the model is warm.
+// Health reports NOT_SERVING until SetServing(true) is called after the model is warm.
 //
-// Thread-safety: Start, MarkServing and Shutdown are called by the owner (main); Shutdown may run
+// Thread-safety: Start, SetServing and Shutdown are called by the owner (main); Shutdown may run
 // while handlers are active on gRPC threads.
 #ifndef CROPSHIELD_SERVER_SERVICE_SERVER_H_
 #define CROPSHIELD_SERVER_SERVICE_SERVER_H_
@@ -15,6 +15,7 @@
 #include "server/metrics/http_server.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/service/cropshield_service.h"
+#include "server/service/health_service.h"
 #include "server/service/model_manager.h"
 #include "server/service/model_registry.h"
 
@@ -74,6 +75,7 @@ class CropShieldServer {
   ModelRegistry models_;
   std::unique_ptr<CropShieldServiceImpl> service_;
   std::unique_ptr<ModelManager> model_manager_;
+  std::unique_ptr<HealthService> health_;  // before server_: outlives it
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<metrics::HttpServer> metrics_endpoint_;
   metrics::MetricsRegistry::Registration process_registration_;
