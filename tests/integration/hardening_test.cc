@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -227,9 +228,29 @@ TEST(DrainTest, SigtermUnderLoadFailsNoAcceptedCallAndExitsZero) {
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  // SIGTERM once the load flows: 16 calls answered, two per client. A fixed 1 s was too short under
+  // TSan (scripts/test-sanitizers.sh), where the first 8 calls outlasted the 1 s and the ~0.65 s
+  // window after SIGTERM, so no client had sent a call in that window.
+  auto loaded = [&] { return ok_calls + static_cast<int>(failures.size()) >= 16; };
+  {
+    absl::MutexLock lock(&mu);
+    mu.AwaitWithTimeout(absl::Condition(&loaded), absl::Seconds(60));
+  }
+  // One call surely sent after SIGTERM, whatever the clients' pace: a channel already connected.
+  auto probe_stub = MakeStub(address);
+  EXPECT_TRUE(Predict(probe_stub.get(), jpeg).ok());  // not ASSERT: the clients are running
   kill((*server)->pid(), SIGTERM);
   sigterm_sent = true;
+  std::thread probe([&] {
+    grpc::Status status = Predict(probe_stub.get(), jpeg);
+    absl::MutexLock lock(&mu);
+    if (status.ok()) {
+      ++ok_after_sigterm;
+    } else {
+      failures.push_back(
+          absl::StrCat("after SIGTERM: ", status.error_code(), ": ", status.error_message()));
+    }
+  });
   // The health check a load balancer would run, every 50 ms.
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   bool saw_not_serving = false;
@@ -242,6 +263,7 @@ TEST(DrainTest, SigtermUnderLoadFailsNoAcceptedCallAndExitsZero) {
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   stop = true;
   for (std::thread& client : clients) client.join();
+  probe.join();
   auto exit_code = (*server)->WaitExit(std::chrono::seconds(60));
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   EXPECT_EQ(*exit_code, 0) << (*server)->Log();

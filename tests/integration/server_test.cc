@@ -306,8 +306,24 @@ TEST(ServerLifecycleTest, SigtermFinishesAcceptedCallsAndExitsZero) {
   constexpr int kCalls = 12;
   ConcurrentPredicts calls(kCalls, RequestFor(jpeg), std::chrono::seconds(120),
                            AsyncPredict(stub.get()));
-  // Let the calls reach the server's queue, then ask it to stop while most are still waiting.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Let the calls reach the service (in flight or done, per Stats), then ask the server to stop
+  // while most are still waiting for the one worker. A fixed 100 ms was not always enough under
+  // TSan (scripts/test-sanitizers.sh): 10 of 12 calls failed CANCELLED long before the 10 s grace
+  // ended, so gRPC had not handed them to the service when the shutdown began.
+  auto accepted = [&stub] {
+    grpc::ClientContext context;
+    v1::StatsResponse stats;
+    if (!stub->Stats(&context, v1::StatsRequest(), &stats).ok()) return int64_t{0};
+    int64_t calls = stats.in_flight();
+    for (const v1::RpcCounts& rpc : stats.rpcs()) {
+      if (rpc.rpc() == "Predict") calls += rpc.total();
+    }
+    return calls;
+  };
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (accepted() < kCalls && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   auto exit_code = (*server)->StopWith(SIGTERM, std::chrono::seconds(60));
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   EXPECT_EQ(*exit_code, 0) << (*server)->Log();
