@@ -188,7 +188,16 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
   EXPECT_EQ(calls_by_kind.size(), 8u) << "every kind of call was made";
   EXPECT_GT(total, kClients);
   ASSERT_GT(rss_after_warmup, 0);
-  EXPECT_LT(rss_end, rss_after_warmup * 105 / 100) << "resident memory grew >= 5% after warm-up";
+  // Only the TSan stage (scripts/test-sanitizers.sh) sets CROPSHIELD_SOAK_SKIP_RSS_CHECK=1: there
+  // the server's RSS is mostly TSan's own shadow memory, sync metadata and allocator, which grow as
+  // the run touches new addresses and are never given back (+7% and +19% measured after warm-up),
+  // so the growth says nothing about a leak. Every other check still applies.
+  const char* skip_rss = std::getenv("CROPSHIELD_SOAK_SKIP_RSS_CHECK");
+  if (skip_rss != nullptr && std::string(skip_rss) == "1") {
+    std::printf("soak: resident memory check skipped (CROPSHIELD_SOAK_SKIP_RSS_CHECK=1)\n");
+  } else {
+    EXPECT_LT(rss_end, rss_after_warmup * 105 / 100) << "resident memory grew >= 5% after warm-up";
+  }
   auto health = (*server)->Health();
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, HealthCheckResponse::SERVING);
