@@ -184,6 +184,19 @@ std::vector<float> ReadFloats(const std::string& path, size_t count) {
   return values;
 }
 
+// A package on CUDA when present (else CPU), warmed for batches up to 4.
+absl::StatusOr<std::unique_ptr<Model>> OnDefaultDevice(const std::string& version_dir,
+                                                       bool cuda_graphs = false) {
+  auto package = ResolveModelPackage(version_dir);
+  if (!package.ok()) return package.status();
+  ModelOptions options;
+  options.package = *package;
+  options.device = "auto";
+  options.max_batch_size = 4;
+  options.cuda_graphs = cuda_graphs;
+  return Model::Create(options);
+}
+
 TEST_F(EngineTest, GradCamOfGapModelEqualsClosedFormCam) {
   auto package = ResolveModelPackage(Path("gap"));
   ASSERT_TRUE(package.ok()) << package.status();
@@ -255,13 +268,7 @@ TEST_F(EngineTest, ExplainVariantsAreNormalisedAndOutOfRangeClassIsRefused) {
 // On CUDA, Classify (InferenceMode) and Explain (autograd) share the pinned staging buffers; a
 // buffer made by one must be usable by the other, in either order (a GPU bug once broke this).
 TEST_F(EngineTest, ClassifyAndExplainAlternateOnTheDefaultDevice) {
-  auto package = ResolveModelPackage(Path("repo/tiny/2"));
-  ASSERT_TRUE(package.ok());
-  ModelOptions options;
-  options.package = *package;
-  options.device = "auto";
-  options.max_batch_size = 4;
-  auto model = Model::Create(options);
+  auto model = OnDefaultDevice(Path("repo/tiny/2"));
   ASSERT_TRUE(model.ok()) << model.status();
   const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
   for (int round = 0; round < 3; ++round) {
@@ -290,13 +297,7 @@ TEST_F(EngineTest, ClassifyAndExplainAlternateOnTheDefaultDevice) {
 // Images handed over one span each (a batch of requests' own buffers) classify exactly as the same
 // images back to back.
 TEST_F(EngineTest, ClassifiesImagesFromSeparateBuffersLikeOneBuffer) {
-  auto package = ResolveModelPackage(Path("repo/tiny/2"));
-  ASSERT_TRUE(package.ok());
-  ModelOptions options;
-  options.package = *package;
-  options.device = "auto";
-  options.max_batch_size = 4;
-  auto model = Model::Create(options);
+  auto model = OnDefaultDevice(Path("repo/tiny/2"));
   ASSERT_TRUE(model.ok()) << model.status();
   const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
   std::vector<float> flipped(input.rbegin(), input.rend());
@@ -330,16 +331,9 @@ TEST_F(EngineTest, ClassifiesImagesFromSeparateBuffersLikeOneBuffer) {
 // With cuda_graphs on a CUDA device, every warmed batch size (1, 2, 4) is replayed from a graph and
 // answers as the eager model does, for full and padded batches; on CPU the option changes nothing.
 TEST_F(EngineTest, CudaGraphsAnswerAsTheEagerModel) {
-  auto package = ResolveModelPackage(Path("repo/tiny/2"));
-  ASSERT_TRUE(package.ok());
-  ModelOptions options;
-  options.package = *package;
-  options.device = "auto";
-  options.max_batch_size = 4;
-  auto eager = Model::Create(options);
+  auto eager = OnDefaultDevice(Path("repo/tiny/2"));
   ASSERT_TRUE(eager.ok()) << eager.status();
-  options.cuda_graphs = true;
-  auto graphed = Model::Create(options);
+  auto graphed = OnDefaultDevice(Path("repo/tiny/2"), /*cuda_graphs=*/true);
   ASSERT_TRUE(graphed.ok()) << graphed.status();
   const bool cuda = (*graphed)->device_name().rfind("cuda", 0) == 0;
   EXPECT_EQ((*graphed)->load_report().cuda_graphs, cuda ? 3 : 0)
