@@ -127,11 +127,13 @@ struct Model::Impl {
                              std::optional<PinnedLease>* lease) const {
     const auto batch = static_cast<int64_t>(images.size());
     const int64_t elements = 3 * size * size;
-    bool back_to_back = true;
-    for (int64_t i = 1; i < batch && back_to_back; ++i) {
-      back_to_back = images[i].data() == images[0].data() + i * elements;
-    }
-    if (!device.is_cuda() && back_to_back) {
+    auto back_to_back = [&] {
+      for (int64_t i = 1; i < batch; ++i) {
+        if (images[i].data() != images[0].data() + i * elements) return false;
+      }
+      return true;
+    };
+    if (!device.is_cuda() && back_to_back()) {
       return torch::from_blob(const_cast<float*>(images[0].data()), {batch, 3, size, size},
                               torch::kFloat32);
     }

@@ -117,33 +117,25 @@ HealthService::ServingStatus HealthService::StatusLocked(const std::string& serv
   return serving_ && !shut_down_ ? HealthCheckResponse::SERVING : HealthCheckResponse::NOT_SERVING;
 }
 
-void HealthService::SetServing(bool serving) {
+void HealthService::SetServing(bool serving) { Publish(serving, /*shut_down=*/false); }
+
+void HealthService::Shutdown() { Publish(false, /*shut_down=*/true); }
+
+void HealthService::Publish(bool serving, bool shut_down) {
   std::vector<std::pair<std::shared_ptr<Watcher>, ServingStatus>> updates;
   uint64_t generation = 0;
   {
     absl::MutexLock lock(&mu_);
     if (shut_down_) return;
     serving_ = serving;
+    shut_down_ = shut_down;
     generation = ++generation_;
     for (const auto& [watcher, service] : watchers_) {
       updates.emplace_back(watcher, StatusLocked(service));
     }
   }
-  for (auto& [watcher, status] : updates) watcher->Update(status, generation, false);
-}
-
-void HealthService::Shutdown() {
-  std::vector<std::shared_ptr<Watcher>> watchers;
-  uint64_t generation = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    shut_down_ = true;
-    generation = ++generation_;
-    for (const auto& entry : watchers_) watchers.push_back(entry.first);
-  }
-  for (auto& watcher : watchers) {
-    watcher->Update(HealthCheckResponse::NOT_SERVING, generation, /*then_finish=*/true);
-  }
+  // Outside the lock: gRPC may run a reaction inline, and OnDone takes it (Forget).
+  for (auto& [watcher, status] : updates) watcher->Update(status, generation, shut_down);
 }
 
 void HealthService::Forget(Watcher* watcher) {

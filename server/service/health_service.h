@@ -45,6 +45,8 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   bool Known(const std::string& service) const;
   ServingStatus StatusLocked(const std::string& service) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forget(Watcher* watcher);
+  // Sets the status and tells every watcher; with shut_down, for good, ending their streams.
+  void Publish(bool serving, bool shut_down);
 
   const std::vector<std::string> services_;
   absl::Mutex mu_;
