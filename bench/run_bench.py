@@ -27,6 +27,11 @@ SOURCE = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SOURCE, "models"))
 
 
+def load_name(rpc, workload, concurrency, bypass):
+    cached = "-uncached" if bypass else ("" if rpc == "predict" else "-cached")
+    return f"{rpc}{cached} {workload} c{concurrency}"
+
+
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
@@ -118,6 +123,8 @@ def main():
     p.add_argument("--precision", default="fp32", help="fp32|fp16|bf16 (CUDA) for floor and server")
     p.add_argument("--server_args", default="",
                    help="extra cropshield-server flags, e.g. '--max_queue_delay_us=200'")
+    p.add_argument("--only", default="",
+                   help="run only the loads whose name contains this, e.g. 'predict' or 'W2'")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--baseline_python", default=sys.executable)
     args = p.parse_args()
@@ -148,6 +155,7 @@ def main():
             ("predict", "W2", 1, False), ("predict", "W2", sat, False),
             ("explain", "W1", 1, True), ("explain", "W2", 1, True), ("explain", "W2", sat, True),
             ("explain", "W2", 1, False)]
+    plan = [row for row in plan if args.only in load_name(*row)]
     for name, package in packages.items():
         log(f"== {name}: model-only floor")
         floor = json.loads(subprocess.run(
@@ -181,7 +189,7 @@ def main():
                 for rpc, workload, conc, bypass in plan:
                     if target == "baseline" and rpc == "explain" and not bypass:
                         continue  # the baseline has no cache
-                    key = f"{rpc}{'' if bypass or rpc == 'predict' else '-cached'}{'-uncached' if bypass else ''} {workload} c{conc}"
+                    key = load_name(rpc, workload, conc, bypass)
                     log(f"== {name} {target}: {key}")
                     entry[target][key] = load(cli, port, workloads[workload], rpc, conc,
                                               args.duration, args.warmup, bypass,

@@ -58,8 +58,8 @@ ABSL_FLAG(int, malloc_arenas, 0,
           "glibc malloc arenas (freed memory stays in its arena); 0 = one per CPU core. More "
           "arenas cut allocator lock contention and cost resident memory.");
 ABSL_FLAG(int, workers, 1,
-          "Worker threads that decode, preprocess and render heatmaps; inference runs on one "
-          "batcher thread per RPC kind.");
+          "Worker threads that decode, preprocess and render heatmaps; inference runs on the "
+          "batcher threads.");
 ABSL_FLAG(int, queue_capacity, 256,
           "Requests that may wait for a worker; more get RESOURCE_EXHAUSTED at once.");
 ABSL_FLAG(int64_t, max_image_bytes, 10 << 20,
@@ -73,6 +73,9 @@ ABSL_FLAG(int, max_batch_size, 8,
 ABSL_FLAG(int64_t, max_queue_delay_us, 0,
           "How long a Predict batch may wait for more requests after its first one; 0 takes "
           "whatever is queued and never waits (best on CPU; try 200-1000 on a GPU under load).");
+ABSL_FLAG(int, batch_threads, 0,
+          "Threads that each run one Predict batch at a time; 0 = 2 when the model runs on CUDA "
+          "(one assembles and answers a batch while the other's forward runs), 1 on CPU.");
 ABSL_FLAG(int, explain_max_batch_size, 8,
           "Pending Explain requests computed together in one batch (at most this many).");
 ABSL_FLAG(int64_t, explain_cache_bytes, 128 << 20,
@@ -173,6 +176,12 @@ int Run() {
   options.service.max_batch_size = std::max(1, absl::GetFlag(FLAGS_max_batch_size));
   options.service.max_queue_delay_us =
       std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queue_delay_us));
+  options.service.predict_batch_threads = absl::GetFlag(FLAGS_batch_threads);
+  if (options.service.predict_batch_threads <= 0) {
+    const std::string device = absl::GetFlag(FLAGS_device);
+    const bool cuda = device == "auto" ? cropshield::engine::CudaAvailable() : device != "cpu";
+    options.service.predict_batch_threads = cuda ? 2 : 1;
+  }
   options.service.explain_cache_bytes = absl::GetFlag(FLAGS_explain_cache_bytes);
   options.service.predict_cache_bytes = absl::GetFlag(FLAGS_predict_cache_bytes);
   options.service.cache_shards = absl::GetFlag(FLAGS_cache_shards);

@@ -193,6 +193,7 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
   predict_options.max_batch_size = options.max_batch_size;
   predict_options.max_delay = absl::Microseconds(options.max_queue_delay_us);
   predict_options.queue_capacity = options.queue_capacity;
+  predict_options.threads = std::max(1, options.predict_batch_threads);
   auto predict_batcher = Batcher<std::shared_ptr<PredictJob>>::Create(
       predict_options, [raw = service.get()](std::vector<std::shared_ptr<PredictJob>> jobs) {
         raw->RunPredictBatch(std::move(jobs));

@@ -39,6 +39,9 @@ struct ServiceOptions {
   // request has waited max_queue_delay_us (0: take what is queued, never wait).
   int max_batch_size = 8;
   int64_t max_queue_delay_us = 0;
+  // Threads that each run one Predict batch at a time. On a GPU a second one assembles the next
+  // batch and answers the last one while a forward runs.
+  int predict_batch_threads = 1;
   // Explain requests computed together in one backbone + head pass.
   int explain_max_batch_size = 8;
   // Explanation cache budget and sharding; 0 bytes stores nothing (single-flight still applies).
