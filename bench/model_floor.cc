@@ -28,7 +28,7 @@ ABSL_FLAG(int, iterations, 10, "Timed forward passes per batch size (after warm-
 ABSL_FLAG(int, threads, 0, "Torch intra-op threads (0: number of cores).");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, or on CUDA fp16 / bf16.");
 ABSL_FLAG(bool, explain, false, "Also time batched Grad-CAM (Explain) at each batch size.");
-ABSL_FLAG(bool, cuda_graphs, false,
+ABSL_FLAG(bool, cuda_graphs, true,
           "On CUDA, time Classify replaying CUDA graphs (the server's --cuda_graphs).");
 
 int main(int argc, char** argv) {

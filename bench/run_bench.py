@@ -156,6 +156,8 @@ def main():
             ("explain", "W1", 1, True), ("explain", "W2", 1, True), ("explain", "W2", sat, True),
             ("explain", "W2", 1, False)]
     plan = [row for row in plan if args.only in load_name(*row)]
+    # The floor runs the forward the server runs: graphs unless the server was told not to.
+    graphs_off = bool({"--cuda_graphs=false", "--nocuda_graphs"} & set(args.server_args.split()))
     for name, package in packages.items():
         log(f"== {name}: model-only floor")
         floor = json.loads(subprocess.run(
@@ -163,8 +165,7 @@ def main():
              f"--precision={args.precision}",
              f"--batch_sizes={args.floor_batches}", "--explain"] +
             ([f"--threads={args.threads}"] if args.threads else []) +
-            # The floor runs the forward the server runs (graphs when it replays graphs).
-            (["--cuda_graphs"] if "--cuda_graphs" in args.server_args.split() else []),
+            [f"--cuda_graphs={'false' if graphs_off else 'true'}"],
             check=True, capture_output=True, text=True).stdout)
         entry = {"floor": floor, "cpp": {}, "baseline": {}}
         entry["w1_decode_ceiling"] = decode_ceiling(args.build, workloads["W1"])

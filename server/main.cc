@@ -49,9 +49,9 @@ ABSL_FLAG(std::string, precision, "fp32",
           "Serving precision: fp32, or on CUDA fp16 / bf16 (checked against fp32 at start: the "
           "top-1 class must agree on the warm-up inputs).");
 ABSL_FLAG(bool, channels_last, true, "On CUDA, run convolutions in channels_last memory format.");
-ABSL_FLAG(bool, cuda_graphs, false,
-          "On CUDA, replay Predict's forward as a CUDA graph per warmed batch size (recorded and "
-          "checked against the eager forward at load).");
+ABSL_FLAG(bool, cuda_graphs, true,
+          "On CUDA, replay Predict's forward from a CUDA graph per warmed batch size, each checked "
+          "against the eager forward at load (falls back to eager, with a log line, if not).");
 ABSL_FLAG(int, threads, 0,
           "Torch intra-op threads per forward; 0 = number of CPU cores divided by --workers.");
 ABSL_FLAG(int, malloc_arenas, 0,
