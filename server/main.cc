@@ -57,9 +57,10 @@ ABSL_FLAG(int, threads, 0,
 ABSL_FLAG(int, malloc_arenas, 0,
           "glibc malloc arenas (freed memory stays in its arena); 0 = one per CPU core. More "
           "arenas cut allocator lock contention and cost resident memory.");
-ABSL_FLAG(int, workers, 1,
-          "Worker threads that decode, preprocess and render heatmaps; inference runs on the "
-          "batcher threads.");
+ABSL_FLAG(int, workers, 0,
+          "Worker threads that decode, preprocess and render heatmaps (inference runs on the "
+          "batcher threads); 0 = all CPU cores but one when the model runs on CUDA (decoding is "
+          "then the host's whole job), 1 on CPU (the torch threads use the cores).");
 ABSL_FLAG(int, queue_capacity, 256,
           "Requests that may wait for a worker; more get RESOURCE_EXHAUSTED at once.");
 ABSL_FLAG(int64_t, max_image_bytes, 10 << 20,
@@ -155,11 +156,14 @@ int Run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  const int workers = absl::GetFlag(FLAGS_workers);
+  const std::string device = absl::GetFlag(FLAGS_device);
+  const bool cuda = device == "auto" ? cropshield::engine::CudaAvailable() : device != "cpu";
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int workers = absl::GetFlag(FLAGS_workers);
+  if (workers <= 0) workers = cuda ? std::max(1, cores - 1) : 1;
   int threads = absl::GetFlag(FLAGS_threads);
   if (threads <= 0) {
-    threads = std::max(
-        1u, std::thread::hardware_concurrency() / static_cast<unsigned>(std::max(1, workers)));
+    threads = std::max(1, cores / workers);
   }
   cropshield::engine::ConfigureTorchRuntime(threads, absl::GetFlag(FLAGS_malloc_arenas));
 
@@ -178,8 +182,6 @@ int Run() {
       std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queue_delay_us));
   options.service.predict_batch_threads = absl::GetFlag(FLAGS_batch_threads);
   if (options.service.predict_batch_threads <= 0) {
-    const std::string device = absl::GetFlag(FLAGS_device);
-    const bool cuda = device == "auto" ? cropshield::engine::CudaAvailable() : device != "cpu";
     options.service.predict_batch_threads = cuda ? 2 : 1;
   }
   options.service.explain_cache_bytes = absl::GetFlag(FLAGS_explain_cache_bytes);
@@ -218,7 +220,7 @@ int Run() {
   models.model_path = absl::GetFlag(FLAGS_model);
   models.model_name = absl::GetFlag(FLAGS_model_name);
   models.poll_interval = absl::Seconds(std::max(0, absl::GetFlag(FLAGS_model_poll_interval_s)));
-  models.load_options.device = absl::GetFlag(FLAGS_device);
+  models.load_options.device = device;
   models.load_options.optimize = absl::GetFlag(FLAGS_optimize);
   models.load_options.precision = absl::GetFlag(FLAGS_precision);
   models.load_options.channels_last = absl::GetFlag(FLAGS_channels_last);
