@@ -2,6 +2,8 @@
 // tests/testing/make_test_packages.py writes at test time.
 #include "server/engine/model.h"
 
+#include <ftw.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -35,8 +37,12 @@ class EngineTest : public ::testing::Test {
     ConfigureTorchRuntime(1);
   }
   static void TearDownTestSuite() {
-    std::error_code ec;
-    fs::remove_all(*dir_, ec);
+    // Not std::filesystem::remove_all: pip's CUDA libtorch.so exports its own statically linked
+    // copy, which this binary then calls, and it jumps to a null pointer (seen on the H200 host).
+    nftw(
+        dir_->c_str(),
+        [](const char* path, const struct stat*, int, FTW*) { return ::remove(path); }, 16,
+        FTW_DEPTH | FTW_PHYS);
     delete dir_;
   }
   static std::string Path(const std::string& relative) { return *dir_ + "/" + relative; }
