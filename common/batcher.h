@@ -1,10 +1,10 @@
 // A dynamic batcher: jobs wait in a bounded queue; a batch closes when it holds max_batch_size jobs
 // or when the oldest job in it has waited max_delay, whichever comes first, and is handed to the
-// run function on one of the batcher's threads.
+// run function on one of the batcher's threads (several threads run several batches at once).
 //
 // Thread-safety: TrySubmit, QueueDepth and Shutdown may be called from any thread. The run
-// function is called on the batcher's threads, one batch per call; it owns the jobs and must not
-// call Shutdown.
+// function is called on the batcher's threads, one non-empty batch per call; it owns the jobs and
+// must not call Shutdown.
 #ifndef CROPSHIELD_COMMON_BATCHER_H_
 #define CROPSHIELD_COMMON_BATCHER_H_
 
@@ -102,6 +102,7 @@ class Batcher {
         const absl::Time close_at = queue_.front().enqueued + options_.max_delay;
         if (options_.max_delay > absl::ZeroDuration()) {
           mu_.AwaitWithDeadline(absl::Condition(this, &Batcher::BatchFull), close_at);
+          if (queue_.empty()) continue;  // another thread took the jobs this one waited on
         }
         const size_t n = std::min(queue_.size(), static_cast<size_t>(options_.max_batch_size));
         batch.reserve(n);

@@ -1,5 +1,6 @@
 #include "common/batcher.h"
 
+#include <algorithm>
 #include <atomic>
 #include <utility>
 #include <vector>
@@ -96,6 +97,51 @@ TEST(BatcherTest, FullQueueRejectsAtOnceAndShutdownDrains) {
   (*batcher)->Shutdown();
   EXPECT_EQ(processed.load(), 3);
   EXPECT_FALSE((*batcher)->TrySubmit(4));
+}
+
+TEST(BatcherTest, TwoThreadsRunTwoBatchesAtOnce) {
+  absl::Mutex mu;
+  int entered = 0;
+  int running = 0;
+  int most_at_once = 0;
+  Batcher<int>::Options options;
+  options.max_batch_size = 1;
+  options.threads = 2;
+  auto batcher = Batcher<int>::Create(options, [&](std::vector<int>) {
+    absl::MutexLock lock(&mu);
+    ++entered;
+    most_at_once = std::max(most_at_once, ++running);
+    // Hold this batch until the other one has started too (or give up after 10 s).
+    mu.AwaitWithTimeout(absl::Condition(
+                            +[](int* n) { return *n >= 2; }, &entered),
+                        absl::Seconds(10));
+    --running;
+  });
+  ASSERT_TRUE(batcher.ok());
+  ASSERT_TRUE((*batcher)->TrySubmit(1));
+  ASSERT_TRUE((*batcher)->TrySubmit(2));
+  (*batcher)->Shutdown();
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(most_at_once, 2);
+}
+
+TEST(BatcherTest, ThreadsWaitingOnOneBatchNeverRunAnEmptyOne) {
+  Recorder recorder;
+  Batcher<int>::Options options;
+  options.max_batch_size = 2;
+  options.max_delay = absl::Seconds(30);  // both threads wait for the batch to fill
+  options.threads = 2;
+  auto batcher =
+      Batcher<int>::Create(options, [&](std::vector<int> b) { recorder.Add(std::move(b)); });
+  ASSERT_TRUE(batcher.ok());
+  ASSERT_TRUE((*batcher)->TrySubmit(1));
+  absl::SleepFor(absl::Milliseconds(100));  // let both threads start waiting on the first job
+  ASSERT_TRUE((*batcher)->TrySubmit(2));
+  recorder.WaitForJobs(2);
+  (*batcher)->Shutdown();
+  absl::MutexLock lock(&recorder.mu);
+  ASSERT_EQ(recorder.batches.size(), 1u);
+  EXPECT_EQ(recorder.batches[0], (std::vector<int>{1, 2}));
 }
 
 TEST(BatcherTest, RejectsBadOptions) {
