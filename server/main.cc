@@ -61,6 +61,10 @@ ABSL_FLAG(int, workers, 0,
           "Worker threads that decode, preprocess and render heatmaps (inference runs on the "
           "batcher threads); 0 = all CPU cores but one when the model runs on CUDA (decoding is "
           "then the host's whole job), 1 on CPU (the torch threads use the cores).");
+ABSL_FLAG(int, release_memory_idle_ms, 1000,
+          "Once SERVING, after this many ms with no new call and none in flight, hand the heap's "
+          "free memory back to the OS (malloc_trim; the next forward faults its pages in again); "
+          "0 = keep it.");
 ABSL_FLAG(int, queue_capacity, 256,
           "Requests that may wait for a worker; more get RESOURCE_EXHAUSTED at once.");
 ABSL_FLAG(int64_t, max_image_bytes, 10 << 20,
@@ -157,7 +161,7 @@ int Run() {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   const std::string device = absl::GetFlag(FLAGS_device);
-  const bool cuda = device == "auto" ? cropshield::engine::CudaAvailable() : device != "cpu";
+  const bool cuda = cropshield::engine::DeviceIsCuda(device);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int workers = absl::GetFlag(FLAGS_workers);
   if (workers <= 0) workers = cuda ? std::max(1, cores - 1) : 1;
@@ -171,6 +175,8 @@ int Run() {
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.release_memory_after_idle =
+      absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_release_memory_idle_ms)));
   options.service.workers = workers;
   options.service.queue_capacity =
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_queue_capacity)));

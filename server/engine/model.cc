@@ -289,6 +289,13 @@ void ConfigureTorchRuntime(int intra_op_threads, int malloc_arenas) {
   }
 }
 
+bool DeviceIsCuda(const std::string& spec) {
+  absl::StatusOr<torch::Device> device = ParseDevice(spec);
+  return device.ok() && device->is_cuda();
+}
+
+void ReleaseFreeMemory() { malloc_trim(0); }
+
 bool CudaAvailable() {
   try {
     return torch::cuda::is_available();

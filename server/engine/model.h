@@ -147,6 +147,15 @@ void ConfigureTorchRuntime(int intra_op_threads, int malloc_arenas = 0);
 // True when libtorch was built with CUDA and a device is visible.
 bool CudaAvailable();
 
+// True when a --device spec ("auto", "cpu", "cuda", "cuda:N") resolves to a CUDA device here;
+// false for CPU and for specs Model::Create would refuse.
+bool DeviceIsCuda(const std::string& spec);
+
+// Hands the heap's free memory back to the OS (glibc malloc_trim). ConfigureTorchRuntime makes
+// glibc keep freed memory so that forwards stay fast; call this when the server is idle, since
+// the next allocations fault their pages in again.
+void ReleaseFreeMemory();
+
 // Memory held by libtorch's CUDA caching allocator on one device (what torch.cuda.memory_allocated
 // and torch.cuda.memory_reserved report), for metrics.
 struct GpuMemoryStats {

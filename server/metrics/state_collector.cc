@@ -46,6 +46,9 @@ constexpr FamilySpec kFamilies[] = {
      MetricType::Gauge},
     {"cropshield_model_last_load_timestamp_seconds",
      "Unix time when the most recent model load finished.", MetricType::Gauge},
+    {"cropshield_idle_memory_releases_total",
+     "Times the heap's free memory was handed back to the OS after an idle period.",
+     MetricType::Counter},
 };
 
 }  // namespace
@@ -125,6 +128,12 @@ void StateCollector::AddModelLoads(std::function<ModelLoads()> read) {
       sink.Add("cropshield_model_last_load_timestamp_seconds", {},
                loads.last_finished_unix_seconds);
     }
+  });
+}
+
+void StateCollector::AddIdleMemoryReleases(std::function<double()> read) {
+  AddSource([read = std::move(read)](Sink& sink) {
+    sink.Add("cropshield_idle_memory_releases_total", {}, read());
   });
 }
 

@@ -19,6 +19,8 @@
 //                                                            watch) that succeeded or failed
 //   cropshield_model_last_load_success                       gauge: 1 when the last load worked
 //   cropshield_model_last_load_timestamp_seconds             gauge: Unix time of the last load
+//   cropshield_idle_memory_releases_total                    counter: heap memory handed back to
+//                                                            the OS after an idle period
 // and typed Add* methods for the components that own the state. A family with no source (or
 // whose sources give no samples, like GPU memory on CPU) is left out of the exposition.
 //
@@ -81,6 +83,7 @@ class StateCollector : public CallbackCollector {
   void AddModels(std::function<std::vector<ModelInfo>()> read);
   void AddGpuMemory(std::function<std::vector<GpuMemory>()> read);
   void AddModelLoads(std::function<ModelLoads()> read);
+  void AddIdleMemoryReleases(std::function<double()> read);
 };
 
 }  // namespace cropshield::metrics

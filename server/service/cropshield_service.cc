@@ -285,6 +285,7 @@ std::shared_ptr<CallState> CropShieldServiceImpl::StartCall(Rpc rpc,
                                                             grpc::CallbackServerContext* context,
                                                             std::string request_id) {
   in_flight_.fetch_add(1, std::memory_order_relaxed);
+  calls_started_.fetch_add(1, std::memory_order_relaxed);
   return std::make_shared<CallState>(CallState{rpc, context, context->DefaultReactor(),
                                                options_.retry_pushback_ms, Stopwatch(), &stats_,
                                                &in_flight_, std::move(request_id), metrics_.get()});

@@ -98,6 +98,8 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
 
   // Calls accepted and not yet finished.
   int64_t InFlight() const { return in_flight_.load(std::memory_order_relaxed); }
+  // Calls accepted since start.
+  int64_t CallsStarted() const { return calls_started_.load(std::memory_order_relaxed); }
 
   // Runs the queued work to completion and stops the workers.
   void Shutdown();
@@ -136,6 +138,7 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   std::unique_ptr<Batcher<std::shared_ptr<PredictJob>>> predict_batcher_;
   RequestStats stats_;
   std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> calls_started_{0};
   std::unique_ptr<metrics::MetricsRegistry> own_metrics_;  // when Create was given none
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   // Last: unregistered (after any scrape in progress) before the state it reads is destroyed.

@@ -17,6 +17,7 @@ namespace cropshield::service {
 
 absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(ServerOptions options) {
   std::unique_ptr<CropShieldServer> server(new CropShieldServer());
+  server->release_memory_after_idle_ = options.release_memory_after_idle;
   auto service =
       CropShieldServiceImpl::Create(options.service, &server->models_, &server->metrics_);
   if (!service.ok()) return service.status();
@@ -42,6 +43,9 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
                        model->load_report().load_seconds, model->load_report().warmup_seconds});
     }
     return infos;
+  });
+  state->AddIdleMemoryReleases([releases = &server->idle_memory_releases_] {
+    return static_cast<double>(releases->load(std::memory_order_relaxed));
   });
   state->AddGpuMemory([] {
     std::vector<metrics::StateCollector::GpuMemory> gpus;
@@ -115,11 +119,29 @@ CropShieldServer::~CropShieldServer() { Shutdown(std::chrono::milliseconds(0)); 
 
 void CropShieldServer::SetServing(bool serving) {
   if (health_ != nullptr) health_->SetServing(serving);
+  if (serving && idle_release_ == nullptr && !shut_down_ &&
+      release_memory_after_idle_ > absl::ZeroDuration()) {
+    auto idle = IdleAction::Create(
+        release_memory_after_idle_,
+        [service = service_.get()] {
+          return IdleAction::Activity{service->CallsStarted(), service->InFlight()};
+        },
+        [this] {
+          engine::ReleaseFreeMemory();
+          idle_memory_releases_.fetch_add(1, std::memory_order_relaxed);
+        });
+    if (idle.ok()) {
+      idle_release_ = *std::move(idle);
+    } else {
+      CS_LOG_ERROR("idle memory release not started: ", idle.status().ToString());
+    }
+  }
 }
 
 void CropShieldServer::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  idle_release_.reset();
   // Answers queued ReloadModel calls, so that the gRPC server can wait for every call below.
   if (model_manager_ != nullptr) model_manager_->Shutdown();
   if (server_ != nullptr) {

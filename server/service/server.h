@@ -7,11 +7,15 @@
 #ifndef CROPSHIELD_SERVER_SERVICE_SERVER_H_
 #define CROPSHIELD_SERVER_SERVICE_SERVER_H_
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/idle_action.h"
 #include "server/metrics/http_server.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/service/cropshield_service.h"
@@ -43,6 +47,9 @@ struct ServerOptions {
   // malformed address fails Start; an address that cannot be bound (in use) only disables the
   // endpoint, with an error in the log, so that gRPC serving does not depend on it.
   std::string metrics_address;
+  // Once SERVING: after this long with no new call and none in flight, the heap's free memory
+  // goes back to the OS (engine::ReleaseFreeMemory); zero never releases it.
+  absl::Duration release_memory_after_idle = absl::Seconds(1);
 };
 
 class CropShieldServer {
@@ -61,7 +68,8 @@ class CropShieldServer {
   ModelManager* model_manager() { return model_manager_.get(); }
   metrics::MetricsRegistry& metrics() { return metrics_; }
 
-  // Health status of the server ("") and of the CropShield service.
+  // Health status of the server ("") and of the CropShield service. The first SetServing(true)
+  // also starts releasing memory when idle (ServerOptions::release_memory_after_idle).
   void SetServing(bool serving);
 
   // Stops model reloads, stops accepting calls, lets accepted calls finish for up to `grace`, then
@@ -71,13 +79,16 @@ class CropShieldServer {
  private:
   CropShieldServer() = default;
 
-  metrics::MetricsRegistry metrics_;  // first: outlives everything registered in it
+  metrics::MetricsRegistry metrics_;              // first: outlives everything registered in it
+  std::atomic<int64_t> idle_memory_releases_{0};  // read by scrapes: before the registrations
+  absl::Duration release_memory_after_idle_;
   ModelRegistry models_;
   std::unique_ptr<CropShieldServiceImpl> service_;
   std::unique_ptr<ModelManager> model_manager_;
   std::unique_ptr<HealthService> health_;  // before server_: outlives it
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<metrics::HttpServer> metrics_endpoint_;
+  std::unique_ptr<IdleAction> idle_release_;  // after service_: probes it
   metrics::MetricsRegistry::Registration process_registration_;
   metrics::MetricsRegistry::Registration state_registration_;  // models and GPU memory
   int port_ = 0;
