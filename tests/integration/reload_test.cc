@@ -148,13 +148,6 @@ v1::StatsResponse Stats(v1::CropShieldService::Stub* stub) {
   return stats;
 }
 
-std::string Metrics(const ServerProcess& server) {
-  std::smatch match;
-  const std::string log = server.Log();
-  if (!std::regex_search(log, match, std::regex("metrics listening on port ([0-9]+)"))) return "";
-  return RunCommand(absl::StrCat("curl -sf http://127.0.0.1:", match[1].str(), "/metrics")).output;
-}
-
 TEST(ReloadTest, ReloadModelSwapsVersionsUnderLoadWithoutAFailedCall) {
   Repository repository("reload_rpc");
   auto server = ServerProcess::Start(
@@ -220,7 +213,7 @@ TEST(ReloadTest, ReloadModelSwapsVersionsUnderLoadWithoutAFailedCall) {
   EXPECT_GT(answered.count(2), 0) << "no call was answered by version 2";
   EXPECT_TRUE(Stats(stub.get()).last_model_load().ok());
 
-  const std::string metrics = Metrics(**server);
+  const std::string metrics = (*server)->MetricsText();
   EXPECT_THAT(metrics, HasSubstr("cropshield_model_loads_total{result=\"ok\",trigger=\"rpc\"} 2"));
   EXPECT_THAT(metrics,
               HasSubstr("cropshield_model_loads_total{result=\"error\",trigger=\"rpc\"} 1"));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -333,6 +334,50 @@ TEST(ServerLifecycleTest, SigtermFinishesAcceptedCallsAndExitsZero) {
     EXPECT_EQ(calls.responses()[i].predictions_size(), 3);
   }
   EXPECT_THAT((*server)->Log(), HasSubstr("received SIGTERM"));
+}
+
+// cropshield_idle_memory_releases_total from the server's /metrics; -1 when not exposed.
+int64_t IdleMemoryReleases(const ServerProcess& server) {
+  std::smatch match;
+  const std::string metrics = server.MetricsText();
+  if (!std::regex_search(metrics, match,
+                         std::regex("\ncropshield_idle_memory_releases_total ([0-9]+)"))) {
+    return -1;
+  }
+  return std::stoll(match[1].str());
+}
+
+bool WaitForIdleMemoryReleases(const ServerProcess& server, int64_t releases) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (IdleMemoryReleases(server) < releases) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+TEST(ServerLifecycleTest, FreedMemoryGoesBackToTheOsOnceIdleAfterStartUpAndAfterCalls) {
+  auto server =
+      ServerProcess::Start(kServer, {"--model=" + kDemoRepository, "--metrics_address=127.0.0.1:0",
+                                     "--release_memory_idle_ms=100", "--workers=2"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
+  // Start-up (load and warm-up) counts as work: one release once nothing has happened for 100 ms.
+  ASSERT_TRUE(WaitForIdleMemoryReleases(**server, 1)) << (*server)->MetricsText();
+  const int64_t after_start = IdleMemoryReleases(**server);
+
+  auto stub = MakeStub(**server);
+  const auto samples = SampleLabels();
+  for (const auto& [file, label] : samples) {
+    v1::PredictResponse response;
+    ASSERT_TRUE(
+        CallPredict(stub.get(), RequestFor(ReadFileOrDie(kSamples + "/" + file)), &response).ok());
+  }
+  EXPECT_TRUE(WaitForIdleMemoryReleases(**server, after_start + 1));
+  // Idle with nothing new since: no more releases.
+  const int64_t after_calls = IdleMemoryReleases(**server);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(IdleMemoryReleases(**server), after_calls);
 }
 
 TEST(ServerLifecycleTest, MissingModelFailsFastWithClearMessage) {

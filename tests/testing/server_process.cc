@@ -85,6 +85,13 @@ ServerProcess::~ServerProcess() {
   if (!log_path_.empty()) std::remove(log_path_.c_str());
 }
 
+std::string ServerProcess::MetricsText() const {
+  std::smatch match;
+  const std::string log = Log();
+  if (!std::regex_search(log, match, std::regex("metrics listening on port ([0-9]+)"))) return "";
+  return RunCommand(absl::StrCat("curl -sf http://127.0.0.1:", match[1].str(), "/metrics")).output;
+}
+
 std::string ServerProcess::Log() const {
   std::ifstream in(log_path_);
   std::ostringstream contents;

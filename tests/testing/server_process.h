@@ -42,6 +42,9 @@ class ServerProcess {
   absl::StatusOr<int> StopWith(int signal, std::chrono::seconds timeout);
   // Waits for the server to exit by itself (e.g. after a signal sent with kill(pid(), ...)).
   absl::StatusOr<int> WaitExit(std::chrono::seconds timeout);
+  // The /metrics text of a server started with --metrics_address=127.0.0.1:0 (port from the
+  // log); empty when the endpoint is off or does not answer.
+  std::string MetricsText() const;
   // Waits until the log contains `text`.
   absl::Status WaitForLog(const std::string& text, std::chrono::seconds timeout) const;
 

@@ -3,11 +3,13 @@
 #include "server/engine/model.h"
 
 #include <ftw.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -174,6 +176,13 @@ TEST_F(EngineTest, UnknownDeviceIsRefused) {
   options.package = *package;
   options.device = "tpu";
   EXPECT_EQ(Model::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DeviceTest, SpecsResolveToCudaOnlyWhereCudaIs) {
+  EXPECT_FALSE(DeviceIsCuda("cpu"));
+  EXPECT_FALSE(DeviceIsCuda("tpu"));
+  EXPECT_EQ(DeviceIsCuda("auto"), CudaAvailable());
+  EXPECT_EQ(DeviceIsCuda("cuda:0"), CudaAvailable());
 }
 
 }  // namespace
@@ -360,6 +369,34 @@ TEST_F(EngineTest, CudaGraphsAnswerAsTheEagerModel) {
       }
     }
   }
+}
+
+// Resident set size of this process in MiB.
+double ResidentMiB() {
+  std::ifstream statm("/proc/self/statm");
+  long pages = 0;
+  long resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+TEST(MemoryTest, ReleaseFreeMemoryHandsKeptHeapBackToTheOs) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizer's allocator replaces glibc malloc";
+#endif
+  ConfigureTorchRuntime(1);  // glibc keeps freed memory from here on
+  constexpr size_t kBlock = 1 << 20;
+  std::vector<char*> blocks;
+  for (int i = 0; i < 96; ++i) {
+    blocks.push_back(static_cast<char*>(std::malloc(kBlock)));
+    ASSERT_NE(blocks.back(), nullptr);
+    std::memset(blocks.back(), 1, kBlock);  // resident, not just reserved
+  }
+  for (char* block : blocks) std::free(block);
+  const double kept = ResidentMiB();
+  ReleaseFreeMemory();
+  const double released = ResidentMiB();
+  EXPECT_GT(kept - released, 64) << "RSS " << kept << " MiB -> " << released << " MiB";
 }
 
 }  // namespace
