@@ -88,6 +88,11 @@ def load(cli, port, images, rpc, concurrency, duration, warmup, bypass=False, co
             return json.load(f)
 
 
+def rss_mb(pid):
+    status = open(f"/proc/{pid}/status").read()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+
+
 def decode_ceiling(build, images):
     """W1 photos decoded per second with every core busy (DCT-scaled as the server does)."""
     micro = os.path.join(build, "bench", "cropshield-micro-benchmarks")
@@ -201,8 +206,11 @@ def main():
                                            capture_output=True, text=True)
                     entry["cpp_stats"] = stats.stdout
                     log(stats.stdout)
-                    rss = open(f"/proc/{proc.pid}/status").read()
-                    entry["cpp_rss_mb"] = int(re.search(r"VmRSS:\s+(\d+)", rss).group(1)) / 1024
+                    entry["cpp_rss_mb"] = rss_mb(proc.pid)
+                    # Once idle (no call for --release_memory_idle_ms, 1 s by default) the server
+                    # hands free heap memory back to the OS.
+                    time.sleep(2.5)
+                    entry["cpp_rss_idle_mb"] = rss_mb(proc.pid)
             finally:
                 stop(proc)
                 entry[f"{target}_exit_code"] = proc.returncode
@@ -222,7 +230,8 @@ def main():
                   f"Model-only floor: batch 1 forward {b1['forward_ms']:.2f} ms, Grad-CAM batch 1 "
                   f"{b1['explain_ms']:.2f} ms; best {best['images_per_s']:.1f} img/s at batch "
                   f"{best['batch']}. C++ server SERVING after {entry['cpp_ready_s']} s, "
-                  f"RSS {entry.get('cpp_rss_mb', 0):.0f} MB after the run. W1 decode ceiling "
+                  f"RSS {entry.get('cpp_rss_mb', 0):.0f} MB after the run, "
+                  f"{entry.get('cpp_rss_idle_mb', 0):.0f} MB 2.5 s later (idle). W1 decode ceiling "
                   f"(all {results['cpus']} cores, cropshield-micro-benchmarks): "
                   f"{entry.get('w1_decode_ceiling') or 0:.0f} photos/s.", "",
                   "| workload | C++ p50 ms | C++ p99 ms | C++ req/s | baseline p50 ms | baseline p99 ms "
