@@ -336,15 +336,8 @@ TEST(ServerLifecycleTest, SigtermFinishesAcceptedCallsAndExitsZero) {
   EXPECT_THAT((*server)->Log(), HasSubstr("received SIGTERM"));
 }
 
-// cropshield_idle_memory_releases_total from the server's /metrics; -1 when not exposed.
 int64_t IdleMemoryReleases(const ServerProcess& server) {
-  std::smatch match;
-  const std::string metrics = server.MetricsText();
-  if (!std::regex_search(metrics, match,
-                         std::regex("\ncropshield_idle_memory_releases_total ([0-9]+)"))) {
-    return -1;
-  }
-  return std::stoll(match[1].str());
+  return static_cast<int64_t>(server.MetricValue("cropshield_idle_memory_releases_total"));
 }
 
 bool WaitForIdleMemoryReleases(const ServerProcess& server, int64_t releases) {

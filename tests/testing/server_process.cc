@@ -92,6 +92,15 @@ std::string ServerProcess::MetricsText() const {
   return RunCommand(absl::StrCat("curl -sf http://127.0.0.1:", match[1].str(), "/metrics")).output;
 }
 
+double ServerProcess::MetricValue(const std::string& series) const {
+  std::istringstream lines(MetricsText());
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(series + " ", 0) == 0) return std::strtod(line.c_str() + series.size(), nullptr);
+  }
+  return -1;
+}
+
 std::string ServerProcess::Log() const {
   std::ifstream in(log_path_);
   std::ostringstream contents;

@@ -45,6 +45,9 @@ class ServerProcess {
   // The /metrics text of a server started with --metrics_address=127.0.0.1:0 (port from the
   // log); empty when the endpoint is off or does not answer.
   std::string MetricsText() const;
+  // The value of one unlabelled series (e.g. "cropshield_idle_memory_releases_total") in
+  // MetricsText(); -1 when it is not there.
+  double MetricValue(const std::string& series) const;
   // Waits until the log contains `text`.
   absl::Status WaitForLog(const std::string& text, std::chrono::seconds timeout) const;
 
