@@ -176,12 +176,20 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
     for (std::thread& client : clients) client.join();
     clients.clear();
   };
-  // The resident set once the server has been idle long enough to hand free memory back.
-  auto live_kib = [&]() -> int64_t {
+  // Stops the clients and returns the resident set once the server, idle, has handed its free
+  // memory back. The release count is read while the clients still run (no release can happen
+  // then): read after stopping, it could already include this pause's release, and none follows.
+  auto stop_clients_and_measure_live_kib = [&]() -> int64_t {
     const double releases = (*server)->MetricValue("cropshield_idle_memory_releases_total");
+    stop_clients();
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while ((*server)->MetricValue("cropshield_idle_memory_releases_total") <= releases) {
-      if (std::chrono::steady_clock::now() > give_up) return -1;
+      if (std::chrono::steady_clock::now() > give_up) {
+        std::printf("soak: no idle release in 30 s; calls in flight %.0f, releases %.0f\n",
+                    (*server)->MetricValue("cropshield_requests_in_flight"),
+                    (*server)->MetricValue("cropshield_idle_memory_releases_total"));
+        return -1;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return ResidentKiB((*server)->pid());
@@ -189,8 +197,7 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
 
   start_clients();
   std::this_thread::sleep_for(warmup);
-  stop_clients();
-  const int64_t rss_after_warmup = live_kib();
+  const int64_t rss_after_warmup = stop_clients_and_measure_live_kib();
   start_clients();
   int64_t rss_peak = rss_after_warmup;
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds) - warmup;
@@ -198,8 +205,7 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     rss_peak = std::max(rss_peak, ResidentKiB((*server)->pid()));
   }
-  stop_clients();
-  const int64_t rss_end = live_kib();
+  const int64_t rss_end = stop_clients_and_measure_live_kib();
 
   int64_t total = 0;
   for (const auto& [kind, count] : calls_by_kind) total += count;
