@@ -336,17 +336,15 @@ TEST(ServerLifecycleTest, SigtermFinishesAcceptedCallsAndExitsZero) {
   EXPECT_THAT((*server)->Log(), HasSubstr("received SIGTERM"));
 }
 
+constexpr char kIdleReleases[] = "cropshield_idle_memory_releases_total";
+
 int64_t IdleMemoryReleases(const ServerProcess& server) {
-  return static_cast<int64_t>(server.MetricValue("cropshield_idle_memory_releases_total"));
+  return static_cast<int64_t>(server.MetricValue(kIdleReleases));
 }
 
 bool WaitForIdleMemoryReleases(const ServerProcess& server, int64_t releases) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (IdleMemoryReleases(server) < releases) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
+  return server.WaitForMetricAbove(kIdleReleases, static_cast<double>(releases - 1),
+                                   std::chrono::seconds(30));
 }
 
 TEST(ServerLifecycleTest, FreedMemoryGoesBackToTheOsOnceIdleAfterStartUpAndAfterCalls) {

@@ -182,15 +182,12 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
   auto stop_clients_and_measure_live_kib = [&]() -> int64_t {
     const double releases = (*server)->MetricValue("cropshield_idle_memory_releases_total");
     stop_clients();
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while ((*server)->MetricValue("cropshield_idle_memory_releases_total") <= releases) {
-      if (std::chrono::steady_clock::now() > give_up) {
-        std::printf("soak: no idle release in 30 s; calls in flight %.0f, releases %.0f\n",
-                    (*server)->MetricValue("cropshield_requests_in_flight"),
-                    (*server)->MetricValue("cropshield_idle_memory_releases_total"));
-        return -1;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!(*server)->WaitForMetricAbove("cropshield_idle_memory_releases_total", releases,
+                                       std::chrono::seconds(30))) {
+      std::printf("soak: no idle release in 30 s; calls in flight %.0f, releases %.0f\n",
+                  (*server)->MetricValue("cropshield_requests_in_flight"),
+                  (*server)->MetricValue("cropshield_idle_memory_releases_total"));
+      return -1;
     }
     return ResidentKiB((*server)->pid());
   };

@@ -101,6 +101,16 @@ double ServerProcess::MetricValue(const std::string& series) const {
   return -1;
 }
 
+bool ServerProcess::WaitForMetricAbove(const std::string& series, double value,
+                                       std::chrono::seconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (MetricValue(series) <= value) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
 std::string ServerProcess::Log() const {
   std::ifstream in(log_path_);
   std::ostringstream contents;

@@ -48,6 +48,9 @@ class ServerProcess {
   // The value of one unlabelled series (e.g. "cropshield_idle_memory_releases_total") in
   // MetricsText(); -1 when it is not there.
   double MetricValue(const std::string& series) const;
+  // Polls MetricValue(series) until it exceeds `value`; false after `timeout`.
+  bool WaitForMetricAbove(const std::string& series, double value,
+                          std::chrono::seconds timeout) const;
   // Waits until the log contains `text`.
   absl::Status WaitForLog(const std::string& text, std::chrono::seconds timeout) const;
 
