@@ -40,11 +40,14 @@ packages=$root$prefix/share/cropshield/runtime-packages.txt
 if grep -E -- '-dev$' "$packages"; then fail "runtime packages include -dev packages (above)"; fi
 grep -qx 'libc6' "$packages" || fail "runtime-packages.txt lacks libc6: $(cat "$packages")"
 # A library no package owns (as the official libtorch in the CUDA image) is listed apart, not fatal.
+# libm's copy names the dynamic loader among its needs, as libtorch does (a need without a path,
+# which once failed the step on the GPU host).
 mkdir -p "$work/unowned"
-cp "$(ldd "$build_dir/server/cropshield-server" | awk '/libxxhash/ {print $3}')" "$work/unowned/"
+cp "$(ldd "$build_dir/server/cropshield-server" | awk '$1 == "libm.so.6" {print $3}')" "$work/unowned/"
 LD_LIBRARY_PATH=$work/unowned "$steps/runtime-deps.sh" "$build_dir/server/cropshield-server" \
   >"$work/owned.txt" 3>"$work/unowned.txt" || fail "runtime-deps.sh failed on an unowned library"
-grep -q "$work/unowned/libxxhash" "$work/unowned.txt" || fail "unowned library not listed"
+grep -qx "$work/unowned/libm.so.6" "$work/unowned.txt" || fail "unowned libm.so.6 not listed"
+grep -qx libc6 "$work/owned.txt" || fail "with an unowned libm, libc6 (its need) is not listed"
 
 echo "== runtime.sh (twice)"
 runtime_args=(--prefix "$root$prefix" --models-dir "$root/models" --user "$user" --uid "$uid" --no-apt)

@@ -2,6 +2,7 @@
 // under load without a failed call, drop the old version's cache entries, and a broken version
 // keeps the old one serving with the error in Stats, the log and the metrics.
 #include <grpcpp/grpcpp.h>
+#include <xxhash.h>
 
 #include <atomic>
 #include <chrono>
@@ -33,11 +34,19 @@ using ::cropshield::testing::kServer;
 using ::cropshield::testing::kSourceDir;
 using ::cropshield::testing::MakeStub;
 using ::cropshield::testing::ReadFileOrDie;
-using ::cropshield::testing::RunCommand;
 using ::cropshield::testing::ServerProcess;
 using ::testing::HasSubstr;
 
 const std::string kDemoVersion = kSourceDir + "/models/repository/cropshield-demo/1";
+
+// The package format's weights hash: XXH3-128, canonical (big-endian) bytes in lowercase hex.
+std::string Xxh3_128Hex(const std::string& bytes) {
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, XXH3_128bits(bytes.data(), bytes.size()));
+  std::string hex;
+  for (unsigned char byte : canonical.digest) absl::StrAppend(&hex, absl::Hex(byte, absl::kZeroPad2));
+  return hex;
+}
 
 // A private repository holding the demo model as version 1.
 class Repository {
@@ -66,15 +75,10 @@ class Repository {
     const std::string dir = absl::StrCat(model_dir_, "/", version);
     AddVersion(version);
     std::ofstream(dir + "/model.pt", std::ios::trunc) << "not a torchscript archive";
-    testing::CommandResult hash = RunCommand(
-        absl::StrCat("/usr/bin/python3 -c \"import xxhash,sys;"
-                     "print(xxhash.xxh3_128_hexdigest(open(sys.argv[1],'rb').read()))\" ",
-                     dir, "/model.pt"));
-    ASSERT_EQ(hash.exit_code, 0);
     const std::string json = ReadFileOrDie(dir + "/model.json");
-    std::ofstream(dir + "/model.json", std::ios::trunc)
-        << std::regex_replace(json, std::regex("\"weights_xxh3_128\": \"[0-9a-f]+\""),
-                              "\"weights_xxh3_128\": \"" + hash.output.substr(0, 32) + "\"");
+    std::ofstream(dir + "/model.json", std::ios::trunc) << std::regex_replace(
+        json, std::regex("\"weights_xxh3_128\": \"[0-9a-f]+\""),
+        "\"weights_xxh3_128\": \"" + Xxh3_128Hex(ReadFileOrDie(dir + "/model.pt")) + "\"");
   }
 
  private:

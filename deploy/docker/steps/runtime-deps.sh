@@ -49,7 +49,9 @@ for soname in "${!path_of[@]}"; do
   fi
 done
 ((${#unpackaged[@]})) && printf '%s\n' "${unpackaged[@]}" | sort -u >&3
+# An `if`, not `&&`: a last soname without a path (the dynamic loader, which unpackaged libraries
+# such as libm or libtorch name) must not become the loop's failing status under pipefail.
 for soname in "${direct[@]}"; do
-  [[ -n ${path_of[$soname]:-} ]] && owner "${path_of[$soname]}"
+  if [[ -n ${path_of[$soname]:-} ]]; then owner "${path_of[$soname]}"; fi
 done | sort -u
 exit 0
