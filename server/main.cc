@@ -108,6 +108,12 @@ ABSL_FLAG(int64_t, max_inflight_calls, 1024,
           "limit besides the queues.");
 ABSL_FLAG(int, max_concurrent_streams, 256,
           "Concurrent calls per client connection (HTTP/2 streams); 0 keeps gRPC's default.");
+ABSL_FLAG(int, max_connection_age_ms, 0,
+          "Close client connections older than this (GOAWAY; +-10% jitter) so that clients "
+          "re-resolve DNS and reach replicas added since they connected (scale-out behind a "
+          "headless Service); 0 never closes them.");
+ABSL_FLAG(int, max_connection_age_grace_ms, 10000,
+          "After such a GOAWAY, how long calls in flight on the old connection may take to finish.");
 ABSL_FLAG(int64_t, retry_pushback_ms, 100,
           "Retry hint sent as grpc-retry-pushback-ms trailing metadata with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, model_poll_interval_s, 0,
@@ -205,6 +211,10 @@ int Run() {
       std::max<int64_t>(0, absl::GetFlag(FLAGS_max_inflight_calls));
   options.service.retry_pushback_ms = std::max<int64_t>(1, absl::GetFlag(FLAGS_retry_pushback_ms));
   options.max_concurrent_streams = std::max(0, absl::GetFlag(FLAGS_max_concurrent_streams));
+  options.max_connection_age =
+      absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_max_connection_age_ms)));
+  options.max_connection_age_grace =
+      absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_max_connection_age_grace_ms)));
   for (auto [target, path, flag] :
        {std::tuple{&options.tls_cert_pem, absl::GetFlag(FLAGS_tls_cert), "tls_cert"},
         std::tuple{&options.tls_key_pem, absl::GetFlag(FLAGS_tls_key), "tls_key"},

@@ -3,6 +3,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +17,14 @@
 #include "server/service/health_service.h"
 
 namespace cropshield::service {
+namespace {
+
+// gRPC's channel arguments are ints; longer durations are clamped rather than wrapped.
+int MillisecondsForChannelArg(absl::Duration duration) {
+  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(duration), 0, INT_MAX));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(ServerOptions options) {
   std::unique_ptr<CropShieldServer> server(new CropShieldServer());
@@ -104,6 +115,12 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   if (options.max_concurrent_streams > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               MillisecondsForChannelArg(options.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               MillisecondsForChannelArg(options.max_connection_age_grace));
   }
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->health_.get());

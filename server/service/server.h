@@ -40,6 +40,11 @@ struct ServerOptions {
   std::string tls_client_ca_pem;
   // Concurrent calls (HTTP/2 streams) per client connection; 0 keeps gRPC's default.
   int max_concurrent_streams = 0;
+  // Client connections older than this get a GOAWAY (gRPC adds +-10% jitter), so that clients
+  // re-resolve DNS and spread onto replicas added since they connected; zero never closes them.
+  // Calls in flight then have max_connection_age_grace to finish.
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  absl::Duration max_connection_age_grace = absl::Seconds(10);
   // Model loading and hot reload; an empty model_path leaves loading to the caller (tests) and
   // makes ReloadModel answer UNIMPLEMENTED.
   ModelManagerOptions models;

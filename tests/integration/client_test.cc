@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -322,7 +323,8 @@ TEST(ClientIntegrationTest, MutualTlsWithTheServersTlsFlags) {
   RunCommand("rm -rf " + dir);
 }
 
-// Answers every DNS query over UDP: A queries with `addresses`, anything else with no records.
+// Answers every DNS query over UDP: A queries with `addresses` (replaceable, as a headless Service's
+// records change when replicas come and go), anything else with no records.
 class DnsResponder {
  public:
   explicit DnsResponder(std::vector<std::string> addresses) : addresses_(std::move(addresses)) {
@@ -345,6 +347,10 @@ class DnsResponder {
   }
   int port() const { return port_; }
   int a_queries() const { return a_queries_.load(); }
+  void SetAddresses(std::vector<std::string> addresses) {
+    absl::MutexLock lock(&mu_);
+    addresses_ = std::move(addresses);
+  }
 
  private:
   void Serve() {
@@ -362,7 +368,12 @@ class DnsResponder {
       const size_t question_end = pos + 5;
       const int qtype = (query[pos + 1] << 8) | query[pos + 2];
       std::string reply(reinterpret_cast<char*>(query), question_end);
-      const int answers = qtype == 1 ? static_cast<int>(addresses_.size()) : 0;
+      std::vector<std::string> addresses;
+      if (qtype == 1) {
+        absl::MutexLock lock(&mu_);
+        addresses = addresses_;
+      }
+      const int answers = static_cast<int>(addresses.size());
       if (qtype == 1) a_queries_.fetch_add(1);
       reply[2] = static_cast<char>(0x84 | (query[2] & 0x01));  // QR, AA, RD copied
       reply[3] = static_cast<char>(0x80);                      // RA, NOERROR
@@ -371,7 +382,7 @@ class DnsResponder {
       reply[8] = reply[9] = reply[10] = reply[11] = 0;         // NSCOUNT, ARCOUNT
       for (int i = 0; i < answers; ++i) {
         in_addr ip{};
-        inet_pton(AF_INET, addresses_[i].c_str(), &ip);
+        inet_pton(AF_INET, addresses[i].c_str(), &ip);
         const unsigned char record[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4};
         reply.append(reinterpret_cast<const char*>(record), sizeof(record));
         reply.append(reinterpret_cast<const char*>(&ip), 4);
@@ -380,7 +391,8 @@ class DnsResponder {
     }
   }
 
-  const std::vector<std::string> addresses_;
+  absl::Mutex mu_;
+  std::vector<std::string> addresses_ ABSL_GUARDED_BY(mu_);
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -434,6 +446,60 @@ TEST(ClientIntegrationTest, DnsRoundRobinSpreadsCallsOverEveryResolvedServer) {
                                  /*merge_stderr=*/true);
   EXPECT_EQ(cli.exit_code, 0) << cli.output;
   EXPECT_THAT(cli.output, HasSubstr(kSampleLabel));
+}
+
+TEST(ClientIntegrationTest, MaxConnectionAgeLetsRoundRobinClientsReachAReplicaAddedLater) {
+  // Scale-out behind a headless Service: a client resolved the name when one replica existed; a
+  // second replica is added to the name later. gRPC re-resolves only when a connection ends, so
+  // the servers' --max_connection_age_ms is what brings the client to the new replica.
+  const std::vector<std::string> aged = {"--max_connection_age_ms=1000",
+                                         "--max_connection_age_grace_ms=5000"};
+  auto first = ServerProcess::Start(kServer, ServerArgs(aged), "127.0.0.1:0");
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int port = (*first)->port();
+  ASSERT_TRUE((*first)->WaitServing(std::chrono::seconds(60)).ok());
+  DnsResponder dns({"127.0.0.1"});
+
+  Options options;
+  options.target = absl::StrCat("dns://127.0.0.1:", dns.port(), "/cropshield.test:", port);
+  // gRPC waits 30 s between resolutions by default; a test cannot.
+  options.int_channel_args["grpc.dns_min_time_between_resolutions_ms"] = 200;
+  auto client = MakeClient(options);
+  const v1::PredictRequest request = SampleRequest();
+  std::map<std::string, int> peers;
+  auto call = [&] {
+    CallInfo info;
+    absl::StatusOr<v1::PredictResponse> response = client->Predict(request, {}, &info);
+    if (!response.ok()) return response.status();
+    ++peers[info.peer];
+    return absl::OkStatus();
+  };
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(call().ok());
+  ASSERT_EQ(peers.size(), 1u) << ::testing::PrintToString(peers);
+
+  auto second = ServerProcess::Start(kServer, ServerArgs(aged), absl::StrCat("127.0.0.2:", port));
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE((*second)->WaitServing(std::chrono::seconds(60)).ok());
+  dns.SetAddresses({"127.0.0.1", "127.0.0.2"});
+  const int queries_before = dns.a_queries();
+
+  // Every call must succeed while connections are aged out; within a few ages the new replica
+  // must take calls.
+  int calls = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (peers.size() < 2 && absl::Now() < deadline) {
+    absl::Status status = call();
+    ASSERT_TRUE(status.ok()) << "call " << calls << ": " << status;
+    ++calls;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(peers.size(), 2u) << "after " << calls << " calls: " << ::testing::PrintToString(peers);
+  EXPECT_GT(dns.a_queries(), queries_before);
+  Options direct;
+  direct.target = (*second)->address();
+  absl::StatusOr<v1::StatsResponse> second_stats = MakeClient(direct)->Stats();
+  ASSERT_TRUE(second_stats.ok()) << second_stats.status();
+  EXPECT_GE(PredictCalls(*second_stats), 1);
 }
 
 }  // namespace
