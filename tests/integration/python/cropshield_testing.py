@@ -29,7 +29,9 @@ pb = cropshield_pb2
 class Server:
     """A cropshield-server child process on 127.0.0.1:<free port>."""
 
-    def __init__(self, *args, timeout=120):
+    def __init__(self, *args, timeout=120, credentials=None, channel_options=()):
+        """args: server flags. credentials (grpc.ChannelCredentials) and channel_options: for the
+        helper's own channel, when the flags make the server speak TLS."""
         self.log = tempfile.NamedTemporaryFile(prefix="cropshield_server_", suffix=".log", delete=False)
         self.process = subprocess.Popen([SERVER, "--address=127.0.0.1:0", *args],
                                         stdout=self.log, stderr=subprocess.STDOUT)
@@ -45,9 +47,11 @@ class Server:
                 time.sleep(0.02)
         if self.port is None:
             raise RuntimeError("server did not log its port:\n" + self.read_log())
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=[
-            ("grpc.max_receive_message_length", 256 << 20),
-            ("grpc.max_send_message_length", 64 << 20)])
+        options = [("grpc.max_receive_message_length", 256 << 20),
+                   ("grpc.max_send_message_length", 64 << 20), *channel_options]
+        target = f"127.0.0.1:{self.port}"
+        self.channel = (grpc.secure_channel(target, credentials, options=options) if credentials
+                        else grpc.insecure_channel(target, options=options))
         self.stub = cropshield_pb2_grpc.CropShieldServiceStub(self.channel)
         health = health_pb2_grpc.HealthStub(self.channel)
         while time.time() < deadline:

@@ -1,13 +1,16 @@
 """examples/python/classify.py (the example Python client) against the real server: the right
-class for samples through Predict and Explain, the overlay file, dns:/// targets, and a failing
-call's status and exit code."""
+class for samples through Predict and Explain, the overlay file, dns:/// targets, a failing
+call's status and exit code, and its TLS options against a server with mutual TLS."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import unittest
+
+import grpc
 
 import cropshield_testing as cst
 from cropshield_testing import Server
@@ -68,6 +71,89 @@ class ExampleClientTest(unittest.TestCase):
             result = run_example("--target", f"127.0.0.1:{self.server.port}", bad.name)
         self.assertEqual(result.returncode, 1)
         self.assertIn("INVALID_ARGUMENT", result.stderr)
+
+
+def make_certificates(directory):
+    """A CA, a server certificate for the name cropshield.test only (so connecting to 127.0.0.1
+    needs --tls-server-name) and a client certificate, all signed by the CA, made by openssl."""
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed (scripts/install-deps.sh installs it)"
+
+    def run(*args):
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
+
+    with open(os.path.join(directory, "san.ext"), "w") as f:
+        f.write("subjectAltName=DNS:cropshield.test\n")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=test-ca")
+    for name, extra in (("server", ["-extfile", "san.ext"]), ("client", [])):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+            f"{name}.csr", "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *extra)
+    return {name: os.path.join(directory, name) for name in
+            ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+class ExampleClientTlsTest(unittest.TestCase):
+    """The example's --tls-ca / --tls-cert / --tls-key / --tls-server-name against a server run
+    with --tls_cert, --tls_key and --tls_client_ca (mutual TLS)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.pem = make_certificates(cls.tmp.name)
+
+        def read(name):
+            with open(cls.pem[name], "rb") as f:
+                return f.read()
+
+        credentials = grpc.ssl_channel_credentials(read("ca.pem"), read("client.key"),
+                                                   read("client.pem"))
+        cls.server = Server("--model=" + cst.DEMO_REPOSITORY, "--metrics_address=",
+                            "--warmup_iterations=1", "--tls_cert=" + cls.pem["server.pem"],
+                            "--tls_key=" + cls.pem["server.key"],
+                            "--tls_client_ca=" + cls.pem["ca.pem"], credentials=credentials,
+                            channel_options=[("grpc.ssl_target_name_override", "cropshield.test")])
+        cls.sample = os.path.join(SAMPLES, "wheat_yellow_rust_1600x1200.jpg")
+        with open(os.path.join(SAMPLES, "labels.json")) as f:
+            cls.label = json.load(f)[os.path.basename(cls.sample)]["label"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+        cls.tmp.cleanup()
+
+    def example(self, *tls_args):
+        return run_example("--target", f"127.0.0.1:{self.server.port}", "--timeout", "20",
+                           *tls_args, self.sample)
+
+    def test_mutual_tls_with_the_server_name(self):
+        result = self.example("--tls-ca", self.pem["ca.pem"], "--tls-cert", self.pem["client.pem"],
+                              "--tls-key", self.pem["client.key"], "--tls-server-name",
+                              "cropshield.test")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertTrue(result.stdout.startswith(f"{self.sample}: {self.label} "), result.stdout)
+
+    def test_refused_without_the_server_name_a_client_certificate_or_tls(self):
+        attempts = {
+            "certificate names cropshield.test, not 127.0.0.1":
+                ("--tls-ca", self.pem["ca.pem"], "--tls-cert", self.pem["client.pem"],
+                 "--tls-key", self.pem["client.key"]),
+            "no client certificate": ("--tls-ca", self.pem["ca.pem"], "--tls-server-name",
+                                      "cropshield.test"),
+            "plaintext": (),
+        }
+        for what, args in attempts.items():
+            with self.subTest(what):
+                result = self.example(*args)
+                self.assertEqual(result.returncode, 1, result.stdout)
+                self.assertIn("UNAVAILABLE", result.stderr)
+
+    def test_a_key_without_a_certificate_is_a_usage_error(self):
+        result = self.example("--tls-ca", self.pem["ca.pem"], "--tls-key", self.pem["client.key"])
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("--tls-cert and --tls-key go together", result.stderr)
 
 
 if __name__ == "__main__":
