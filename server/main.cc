@@ -62,9 +62,9 @@ ABSL_FLAG(int, workers, 0,
           "batcher threads); 0 = all CPU cores but one when the model runs on CUDA (decoding is "
           "then the host's whole job), 1 on CPU (the torch threads use the cores).");
 ABSL_FLAG(int, release_memory_idle_ms, 1000,
-          "Once SERVING, after this many ms with no new call and none in flight, hand the heap's "
-          "free memory back to the OS (malloc_trim; the next forward faults its pages in again); "
-          "0 = keep it.");
+          "Once SERVING, after this many ms with no new call or model load and none in progress, "
+          "hand the heap's free memory back to the OS (malloc_trim; the next forward faults its "
+          "pages in again); 0 = keep it.");
 ABSL_FLAG(int, queue_capacity, 256,
           "Requests that may wait for a worker; more get RESOURCE_EXHAUSTED at once.");
 ABSL_FLAG(int64_t, max_image_bytes, 10 << 20,
@@ -112,8 +112,9 @@ ABSL_FLAG(int, max_connection_age_ms, 0,
           "Close client connections older than this (GOAWAY; +-10% jitter) so that clients "
           "re-resolve DNS and reach replicas added since they connected (scale-out behind a "
           "headless Service); 0 never closes them.");
-ABSL_FLAG(int, max_connection_age_grace_ms, 10000,
-          "After such a GOAWAY, how long calls in flight on the old connection may take to finish.");
+ABSL_FLAG(
+    int, max_connection_age_grace_ms, 10000,
+    "After such a GOAWAY, how long calls in flight on the old connection may take to finish.");
 ABSL_FLAG(int64_t, retry_pushback_ms, 100,
           "Retry hint sent as grpc-retry-pushback-ms trailing metadata with RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int, model_poll_interval_s, 0,

@@ -6,6 +6,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -179,6 +180,12 @@ void ModelManager::Poll() {
 
 absl::StatusOr<ReloadOutcome> ModelManager::Load(int64_t version, const std::string& trigger) {
   absl::MutexLock load_lock(&load_mu_);
+  loads_started_.fetch_add(1, std::memory_order_relaxed);
+  loads_in_progress_.fetch_add(1, std::memory_order_relaxed);
+  // Declared before `current`, so it runs after the replaced version is released.
+  absl::Cleanup load_finished = [this] {
+    loads_in_progress_.fetch_sub(1, std::memory_order_relaxed);
+  };
   Stopwatch watch;
   ReloadOutcome outcome;
   absl::StatusOr<std::shared_ptr<const engine::Model>> current =

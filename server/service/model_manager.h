@@ -10,6 +10,7 @@
 #ifndef CROPSHIELD_SERVER_SERVICE_MODEL_MANAGER_H_
 #define CROPSHIELD_SERVER_SERVICE_MODEL_MANAGER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -77,6 +78,10 @@ class ModelManager {
 
   cropshield::v1::ModelLoadStatus LastLoad() const;
   ModelLoadCounters Counters() const;
+  // Loads begun so far and loads still running (a load counts until the version it replaced has
+  // been released, unless calls in flight still hold it). Any thread; for idle detection.
+  int64_t LoadsStarted() const { return loads_started_.load(std::memory_order_relaxed); }
+  int64_t LoadsInProgress() const { return loads_in_progress_.load(std::memory_order_relaxed); }
 
   // Finishes the load in progress, answers queued requests with UNAVAILABLE, stops the thread.
   void Shutdown();
@@ -109,6 +114,8 @@ class ModelManager {
   std::string failed_fingerprint_ ABSL_GUARDED_BY(load_mu_);  // of the last version that failed
   std::string last_poll_error_ ABSL_GUARDED_BY(load_mu_);     // logged once until it changes
   std::string last_poll_tree_ ABSL_GUARDED_BY(load_mu_);      // files seen by the last poll
+  std::atomic<int64_t> loads_started_{0};
+  std::atomic<int64_t> loads_in_progress_{0};
   std::thread thread_;
 };
 

@@ -140,8 +140,14 @@ void CropShieldServer::SetServing(bool serving) {
       release_memory_after_idle_ > absl::ZeroDuration()) {
     auto idle = IdleAction::Create(
         release_memory_after_idle_,
-        [service = service_.get()] {
-          return IdleAction::Activity{service->CallsStarted(), service->InFlight()};
+        // Loads count as work: a hot reload while no calls come frees the replaced version.
+        [service = service_.get(), manager = model_manager_.get()] {
+          IdleAction::Activity activity{service->CallsStarted(), service->InFlight()};
+          if (manager != nullptr) {
+            activity.started += manager->LoadsStarted();
+            activity.in_progress += manager->LoadsInProgress();
+          }
+          return activity;
         },
         [this] {
           engine::ReleaseFreeMemory();

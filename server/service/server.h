@@ -52,8 +52,8 @@ struct ServerOptions {
   // malformed address fails Start; an address that cannot be bound (in use) only disables the
   // endpoint, with an error in the log, so that gRPC serving does not depend on it.
   std::string metrics_address;
-  // Once SERVING: after this long with no new call and none in flight, the heap's free memory
-  // goes back to the OS (engine::ReleaseFreeMemory); zero never releases it.
+  // Once SERVING: after this long with no new call or model load and none in progress, the heap's
+  // free memory goes back to the OS (engine::ReleaseFreeMemory); zero never releases it.
   absl::Duration release_memory_after_idle = absl::Seconds(1);
 };
 
@@ -93,7 +93,7 @@ class CropShieldServer {
   std::unique_ptr<HealthService> health_;  // before server_: outlives it
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<metrics::HttpServer> metrics_endpoint_;
-  std::unique_ptr<IdleAction> idle_release_;  // after service_: probes it
+  std::unique_ptr<IdleAction> idle_release_;  // after service_ and model_manager_: probes them
   metrics::MetricsRegistry::Registration process_registration_;
   metrics::MetricsRegistry::Registration state_registration_;  // models and GPU memory
   int port_ = 0;

@@ -323,8 +323,8 @@ TEST(ClientIntegrationTest, MutualTlsWithTheServersTlsFlags) {
   RunCommand("rm -rf " + dir);
 }
 
-// Answers every DNS query over UDP: A queries with `addresses` (replaceable, as a headless Service's
-// records change when replicas come and go), anything else with no records.
+// Answers every DNS query over UDP: A queries with `addresses` (replaceable, as a headless
+// Service's records change when replicas come and go), anything else with no records.
 class DnsResponder {
  public:
   explicit DnsResponder(std::vector<std::string> addresses) : addresses_(std::move(addresses)) {

@@ -44,7 +44,8 @@ std::string Xxh3_128Hex(const std::string& bytes) {
   XXH128_canonical_t canonical;
   XXH128_canonicalFromHash(&canonical, XXH3_128bits(bytes.data(), bytes.size()));
   std::string hex;
-  for (unsigned char byte : canonical.digest) absl::StrAppend(&hex, absl::Hex(byte, absl::kZeroPad2));
+  for (unsigned char byte : canonical.digest)
+    absl::StrAppend(&hex, absl::Hex(byte, absl::kZeroPad2));
   return hex;
 }
 
@@ -273,6 +274,36 @@ TEST(ReloadTest, RepositoryWatchLoadsANewVersionAndSkipsABrokenOne) {
     ++attempts;
   }
   EXPECT_EQ(attempts, 1u) << log;
+}
+
+TEST(ReloadTest, AReloadWhileNoCallsComeStillHandsFreedMemoryBackToTheOs) {
+  // A reload is work like a call: once it is over and the server is quiet again, the heap memory
+  // the replaced version freed goes back to the OS (--release_memory_idle_ms), even if no call
+  // came in between.
+  Repository repository("reload_idle");
+  auto server = ServerProcess::Start(
+      kServer, {"--model=" + repository.root(), "--model_poll_interval_s=1",
+                "--metrics_address=127.0.0.1:0", "--release_memory_idle_ms=200"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
+  const std::string releases = "cropshield_idle_memory_releases_total";
+  ASSERT_TRUE((*server)->WaitForMetricAbove(releases, 0, std::chrono::seconds(20)))
+      << "no release after start-up";
+  // Quiet: releases stop once the start-up one is done (several periods pass).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const double before = (*server)->MetricValue(releases);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  ASSERT_EQ((*server)->MetricValue(releases), before) << "releases while idle";
+
+  repository.AddVersion(2);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((*server)->Log().find("version 2 serving (watch)") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_THAT((*server)->Log(), HasSubstr("version 2 serving (watch)"));
+  EXPECT_TRUE((*server)->WaitForMetricAbove(releases, before, std::chrono::seconds(10)))
+      << "no release after the reload";
 }
 
 }  // namespace
