@@ -26,6 +26,7 @@ Checks on every rendered variant:
     a headless Service (clusterIP: None) exposes the gRPC port;
   * the ServiceMonitor selects exactly one Service, scrapes a port name of that Service at /metrics,
     and its jobLabel gives the job name deploy/prometheus uses;
+  * the PrometheusRule's spec.groups are exactly deploy/prometheus/alerts.yml's groups;
   * the PodDisruptionBudget selects the pods; the HPA targets the Deployment, and any Pods/Object
     metric it uses is a metric family the server exports (server/metrics sources).
 With --kubectl, also renders with `kubectl kustomize` and compares (by hand only: CI has no kubectl).
@@ -263,6 +264,11 @@ def prometheus_job_name(root):
     with open(os.path.join(root, "deploy", "prometheus", "prometheus.yml")) as f:
         config = yaml.safe_load(f)
     return config["scrape_configs"][0]["job_name"]
+
+
+def prometheus_rule_groups(root):
+    with open(os.path.join(root, "deploy", "prometheus", "alerts.yml")) as f:
+        return yaml.safe_load(f)["groups"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,6 +558,20 @@ def validate(variant, resources, ctx):
             err(f"ServiceMonitor {mname}: scraped series get job={job!r}, but deploy/prometheus alerts "
                 f"and the Grafana dashboard select job={ctx['job_name']!r}")
 
+    # PrometheusRule: the shipped rules, unchanged.
+    rules = [r for r in resources if r.get("kind") == "PrometheusRule"]
+    if len(rules) != 1:
+        err(f"{len(rules)} PrometheusRules; one, holding deploy/prometheus/alerts.yml")
+    for rule in rules:
+        if rule.get("spec", {}).get("groups") != ctx["rule_groups"]:
+            ours = {r.get("alert") or r.get("record") for g in rule.get("spec", {}).get("groups") or []
+                    for r in g.get("rules", [])}
+            theirs = {r.get("alert") or r.get("record") for g in ctx["rule_groups"] for r in g["rules"]}
+            err(f"PrometheusRule {rule['metadata']['name']}: spec.groups differ from "
+                f"deploy/prometheus/alerts.yml (only here: {sorted(ours - theirs)}, only there: "
+                f"{sorted(theirs - ours)}, else an expression, label or duration); regenerate it "
+                "as its header says")
+
     # PDB and HPA.
     pdbs = [r for r in resources if r.get("kind") == "PodDisruptionBudget"]
     if not pdbs:
@@ -611,6 +631,7 @@ def context(args):
         "image_refs": check_dockerfiles.image_refs(root),
         "metric_families": server_metric_families(root),
         "job_name": prometheus_job_name(root),
+        "rule_groups": prometheus_rule_groups(root),
         "http_paths": http_paths,
     }
 
