@@ -96,8 +96,10 @@ v1::PredictRequest RequestFor(const std::string& bytes, int top_k = 0) {
 class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // --device=cpu: Stats and the CLI name the device, and the default (auto) picks CUDA where a
+    // GPU is (the H200 host).
     auto server = ServerProcess::Start(
-        kServer, {"--model=" + kDemoRepository, "--max_image_bytes=3000000",
+        kServer, {"--model=" + kDemoRepository, "--device=cpu", "--max_image_bytes=3000000",
                   "--max_message_bytes=4000000", "--warmup_iterations=30", "--workers=2"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
