@@ -27,6 +27,9 @@ Checks on every rendered variant:
   * the ServiceMonitor selects exactly one Service, scrapes a port name of that Service at /metrics,
     and its jobLabel gives the job name deploy/prometheus uses;
   * the PrometheusRule's spec.groups are exactly deploy/prometheus/alerts.yml's groups;
+  * TLS (--tls_cert): certificate files come from a mounted Secret; startup/readiness are exec
+    probes `cropshield health` with --tls_ca (or --tls), presenting a client certificate when the
+    server requires one (--tls_client_ca); no TLS probe against a plaintext port;
   * the PodDisruptionBudget selects the pods; the HPA targets the Deployment, and any Pods/Object
     metric it uses is a metric family the server exports (server/metrics sources).
 With --kubectl, also renders with `kubectl kustomize` and compares (by hand only: CI has no kubectl).
@@ -91,14 +94,15 @@ def strategic_merge(base, patch, key=None):
     if isinstance(base, list) and isinstance(patch, list) and MERGE_KEYS.get(key):
         merge_key = MERGE_KEYS[key]
         out = [copy.deepcopy(item) for item in base]
+        added = []  # items only the patch has go first, as kustomize orders them
         for item in patch:
             match = next((i for i, b in enumerate(out) if isinstance(b, dict) and isinstance(item, dict)
                           and b.get(merge_key) == item.get(merge_key)), None)
             if match is None:
-                out.append(copy.deepcopy(item))
+                added.append(copy.deepcopy(item))
             else:
                 out[match] = strategic_merge(out[match], item, None)
-        return out
+        return added + out
     return copy.deepcopy(patch)
 
 
@@ -465,6 +469,39 @@ def validate(variant, resources, ctx):
                         err(f"{probe_name}: --target={value} is not the gRPC port {grpc_port}")
         else:
             err(f"{probe_name}: neither grpc, httpGet nor exec")
+
+    # TLS: with --tls_cert the gRPC port is TLS-only, and kubelet's grpc probes speak plaintext.
+    def secret_volume_holding(path):
+        mount = next((vm for vm in container.get("volumeMounts", [])
+                      if path.startswith(vm["mountPath"].rstrip("/") + "/")), None)
+        volume = mount and next((v for v in pod_spec.get("volumes", []) if v["name"] == mount["name"]), None)
+        return volume if volume and "secret" in volume else None
+
+    tls_server = bool(flag_value("tls_cert") or flag_value("tls_key"))
+    mutual_tls = bool(flag_value("tls_client_ca"))
+    for name in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = flag_value(name)
+        if path and not secret_volume_holding(path):
+            err(f"--{name}={path}: not in a Secret volume mounted in container {SERVER_CONTAINER}")
+    for probe_name in ("startupProbe", "readinessProbe"):
+        probe = container.get(probe_name) or {}
+        argv = probe.get("exec", {}).get("command", [])
+        probe_flags = check_dockerfiles.flag_args(argv[2:]) if argv[1:2] == ["health"] else {}
+        probe_tls = {"tls", "tls_ca", "tls_cert", "tls_key"} & set(probe_flags)
+        if tls_server and "grpc" in probe:
+            err(f"{probe_name}: grpc probes speak plaintext, but --tls_cert makes the gRPC port "
+                "TLS-only: use an exec probe, `cropshield health` with TLS flags")
+        if tls_server and probe_flags and not {"tls", "tls_ca"} & probe_tls:
+            err(f"{probe_name}: `cropshield health` without --tls or --tls_ca against a TLS-only port")
+        if tls_server and mutual_tls and probe_flags and not {"tls_cert", "tls_key"} <= probe_tls:
+            err(f"{probe_name}: the server requires client certificates (--tls_client_ca), but the "
+                "probe presents none (--tls_cert, --tls_key)")
+        if not tls_server and probe_tls:
+            err(f"{probe_name}: the probe speaks TLS, but the server has no --tls_cert (plaintext)")
+        for name in ("tls_ca", "tls_cert", "tls_key"):
+            if name in probe_flags and not secret_volume_holding(probe_flags[name]):
+                err(f"{probe_name}: --{name}={probe_flags[name]} is not in a Secret volume mounted "
+                    f"in container {SERVER_CONTAINER}")
 
     # Drain timing.
     grace = pod_spec.get("terminationGracePeriodSeconds", 30)
