@@ -35,6 +35,9 @@ echo "== build.sh (install only, from $build_dir)"
 for f in bin/cropshield-server bin/cropshield share/cropshield/models/cropshield-demo/1/model.json; do
   [[ -e $root$prefix/$f ]] || fail "build.sh did not install $prefix/$f"
 done
+for d in include lib; do
+  [[ ! -e $root$prefix/$d ]] || fail "build.sh installed $prefix/$d (the client package) without --with-client-package"
+done
 packages=$root$prefix/share/cropshield/runtime-packages.txt
 [[ -s $packages ]] || fail "runtime-packages.txt is empty"
 if grep -E -- '-dev$' "$packages"; then fail "runtime packages include -dev packages (above)"; fi

@@ -15,6 +15,9 @@
 #   --deps debian|none   run scripts/install-deps.sh first (default) or not (CUDA image, CI, GPU host)
 #   --targets "T ..." build only these targets (default: all)
 #   --no-build        do not build: install what the build directory has (it must be complete)
+#   --with-client-package  also install the C++ client package (headers, static libraries, CMake
+#                     config: component cropshield_dev); by default only the server, the CLI and
+#                     the demo model (component cropshield_runtime) are installed
 #   --reconfigure     run the CMake configure step even if the build directory is configured
 # environment: JOBS (default nproc), BUILD_TYPE (default Release), and the usual CMake variables:
 #   Torch_DIR or CMAKE_PREFIX_PATH select another libtorch / dependency prefix (official libtorch,
@@ -31,6 +34,7 @@ deps=debian
 targets=
 do_build=1
 reconfigure=0
+components=(cropshield_runtime)
 while (($#)); do
   case $1 in
     --src) src=$(cd "$2" && pwd); shift 2 ;;
@@ -41,6 +45,7 @@ while (($#)); do
     --targets) targets=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --reconfigure) reconfigure=1; shift ;;
+    --with-client-package) components+=(cropshield_dev); shift ;;
     --) shift; break ;;
     *) echo "build.sh: unknown argument $1 (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
@@ -64,7 +69,9 @@ if ((do_build)); then
   cmake --build "$build_dir" -j "${JOBS:-$(nproc)}" ${targets:+--target $targets}
 fi
 
-DESTDIR=$destdir cmake --install "$build_dir" --prefix "$prefix"
+for component in "${components[@]}"; do
+  DESTDIR=$destdir cmake --install "$build_dir" --prefix "$prefix" --component "$component"
+done
 root=$destdir$prefix
 "$here/runtime-deps.sh" "$root/bin/cropshield-server" "$root/bin/cropshield" \
   >"$root/share/cropshield/runtime-packages.txt" 3>"$root/share/cropshield/runtime-libs-unpackaged.txt"
