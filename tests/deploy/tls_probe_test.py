@@ -12,7 +12,6 @@ usage: tls_probe_test.py --server BUILD/server/cropshield-server --cli BUILD/cli
 """
 import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,10 +19,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import validate_manifests  # noqa: E402
-
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "testing"))
+import certs  # noqa: E402
+import validate_manifests  # noqa: E402
 
 
 def fail(message):
@@ -34,17 +34,8 @@ def fail(message):
 def make_secret_files(directory, server_name):
     """cert-manager's layout: a CA (ca.crt) and a certificate for server_name signed by it, used as
     server and client certificate alike."""
-    def openssl(*args):
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    with open(os.path.join(directory, "san.ext"), "w") as f:
-        f.write(f"subjectAltName=DNS:{server_name}\n")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-            "-days", "2", "-subj", "/CN=cropshield-test-ca")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "tls.key", "-out", "tls.csr", "-subj",
-            f"/CN={server_name}")
-    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "tls.crt", "-days", "2", "-extfile", "san.ext")
+    ca = certs.make_ca(directory, "ca.crt", "ca.key")
+    certs.make_certificate(directory, ca, "tls.crt", "tls.key", server_name, server_name)
 
 
 def free_port():
@@ -139,6 +130,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if shutil.which("openssl") is None:
-        fail("openssl is needed (scripts/install-deps.sh installs it)")
     main()

@@ -4,7 +4,6 @@ call's status and exit code, and its TLS options against a server with mutual TL
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,9 @@ import grpc
 
 import cropshield_testing as cst
 from cropshield_testing import Server
+
+sys.path.insert(0, os.path.join(cst.SOURCE_DIR, "tests", "testing"))
+import certs  # noqa: E402
 
 EXAMPLE = os.path.join(cst.SOURCE_DIR, "examples", "python", "classify.py")
 SAMPLES = os.path.join(cst.SOURCE_DIR, "models", "samples")
@@ -75,22 +77,10 @@ class ExampleClientTest(unittest.TestCase):
 
 def make_certificates(directory):
     """A CA, a server certificate for the name cropshield.test only (so connecting to 127.0.0.1
-    needs --tls-server-name) and a client certificate, all signed by the CA, made by openssl."""
-    openssl = shutil.which("openssl")
-    assert openssl, "openssl is needed (scripts/install-deps.sh installs it)"
-
-    def run(*args):
-        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
-
-    with open(os.path.join(directory, "san.ext"), "w") as f:
-        f.write("subjectAltName=DNS:cropshield.test\n")
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=test-ca")
-    for name, extra in (("server", ["-extfile", "san.ext"]), ("client", [])):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
-            f"{name}.csr", "-subj", f"/CN={name}")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *extra)
+    needs --tls-server-name) and a client certificate, all signed by the CA."""
+    ca = certs.make_ca(directory)
+    certs.make_certificate(directory, ca, "server.pem", "server.key", "server", "cropshield.test")
+    certs.make_certificate(directory, ca, "client.pem", "client.key", "client")
     return {name: os.path.join(directory, name) for name in
             ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
 
