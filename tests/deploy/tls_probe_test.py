@@ -12,6 +12,7 @@ usage: tls_probe_test.py --server BUILD/server/cropshield-server --cli BUILD/cli
 """
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -68,38 +69,49 @@ def main():
         secret = os.path.join(tmp, "secret")
         os.mkdir(secret)
         make_secret_files(secret, server_name)
-        port = free_port()
 
-        def local(value):
+        def local(value, port):
             return value.replace(tls_mount, secret).replace(":50051", f":{port}")
 
-        # The overlay's flags, with what differs on a test machine replaced.
-        flags.update(model=os.path.join(ROOT, "models", "repository"), address=f"127.0.0.1:{port}",
+        # The overlay's flags, with what differs on a test machine replaced (port 0: a free one,
+        # read back from the log).
+        flags.update(model=os.path.join(ROOT, "models", "repository"), address="127.0.0.1:0",
                      metrics_address="", device="cpu", workers="1", threads="1",
                      warmup_iterations="1", drain_delay_ms="4000")
-        server_argv = [args.server] + [f"--{k}={local(v)}" for k, v in flags.items()]
-        probe = [args.cli] + [local(a) for a in readiness[1:]]
+        server_argv = [args.server] + [f"--{k}={local(v, 0)}" for k, v in flags.items()]
         if not os.path.basename(readiness[0]) == "cropshield":
             fail(f"probe command {readiness[0]} is not the cropshield CLI")
+
+        def probe_on(port):
+            return [args.cli] + [local(a, port) for a in readiness[1:]]
 
         def run_probe(argv):
             return subprocess.run(argv, capture_output=True, text=True, timeout=30)
 
-        before = run_probe(probe)
-        if before.returncode == 0:
+        if run_probe(probe_on(free_port())).returncode == 0:
             fail("the probe passed with no server running")
-        log = open(os.path.join(tmp, "server.log"), "w")
+        log_path = os.path.join(tmp, "server.log")
+        log = open(log_path, "w")
         server = subprocess.Popen(server_argv, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.time() + 120
+            port = None
+            while port is None:
+                match = re.search(r" I listening on port (\d+) ", open(log_path).read())
+                if match:
+                    port = int(match.group(1))
+                elif server.poll() is not None or time.time() > deadline:
+                    fail("server did not start:\n" + open(log_path).read())
+                else:
+                    time.sleep(0.05)
+            probe = probe_on(port)
             while True:
                 result = run_probe(probe)
                 if result.returncode == 0:
                     break
                 if server.poll() is not None or time.time() > deadline:
-                    log.flush()
                     fail(f"probe never passed: {result.stdout}{result.stderr}\n"
-                         + open(log.name).read())
+                         + open(log_path).read())
                 time.sleep(0.2)
             print(f"probe passed: {result.stdout.strip()}")
 
