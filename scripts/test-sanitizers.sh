@@ -51,6 +51,10 @@ run_asan() {
   rm -rf "$logs" && mkdir -p "$logs"
   # Python-only tests (models/, Prometheus config checks) run no C++ and are left to the normal
   # stage. detect_leaks stays on; lsan.supp lists leaks inside uninstrumented third-party code.
+  # The soak's resident-memory check is skipped: under ASan the resident set is ASan's allocator
+  # (its quarantine of freed blocks fills for the whole run: +5.4% after warm-up measured once),
+  # and LSan checks the server for leaks at its exit instead. The normal stage keeps the check.
+  CROPSHIELD_SOAK_SKIP_RSS_CHECK=1 \
   ASAN_OPTIONS="log_path=$logs/asan:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1:abort_on_error=0" \
   UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1" \
   LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp:print_suppressions=0" \

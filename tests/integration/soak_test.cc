@@ -217,10 +217,12 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
   EXPECT_GT(total, kClients);
   ASSERT_GT(rss_after_warmup, 0) << "no idle memory release after the warm-up";
   ASSERT_GT(rss_end, 0) << "no idle memory release at the end";
-  // Only the TSan stage (scripts/test-sanitizers.sh) sets CROPSHIELD_SOAK_SKIP_RSS_CHECK=1: there
-  // the server's RSS is mostly TSan's own shadow memory, sync metadata and allocator, which grow as
-  // the run touches new addresses and are never given back (+7% and +19% measured after warm-up),
-  // so the growth says nothing about a leak. Every other check still applies.
+  // The sanitizer stages (scripts/test-sanitizers.sh) set CROPSHIELD_SOAK_SKIP_RSS_CHECK=1: under
+  // TSan the server's RSS is mostly TSan's shadow memory, sync metadata and allocator, which grow
+  // as the run touches new addresses and are never given back (+7% and +19% measured after
+  // warm-up); under ASan it is ASan's allocator, whose quarantine of freed blocks keeps filling
+  // (+5.4% measured once; malloc_trim does not reach it), and LSan checks for leaks at exit. So the
+  // growth says nothing about a leak there. Every other check still applies.
   const char* skip_rss = std::getenv("CROPSHIELD_SOAK_SKIP_RSS_CHECK");
   if (skip_rss != nullptr && std::string(skip_rss) == "1") {
     std::printf("soak: resident memory check skipped (CROPSHIELD_SOAK_SKIP_RSS_CHECK=1)\n");
