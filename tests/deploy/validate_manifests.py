@@ -294,6 +294,14 @@ def parse_flag_lines(text):
     return flags, bad
 
 
+def mounted_volume(container, pod_spec, path):
+    """(volumeMount, volume) through which `path` reaches the container; (None, None) if none does."""
+    mount = next((vm for vm in container.get("volumeMounts", [])
+                  if path.startswith(vm["mountPath"].rstrip("/") + "/")), None)
+    volume = mount and next((v for v in pod_spec.get("volumes", []) if v["name"] == mount["name"]), None)
+    return mount, volume
+
+
 def labels_match(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
@@ -355,12 +363,10 @@ def validate(variant, resources, ctx):
         m = re.fullmatch(r"--?flagfile=(.*)", arg)
         if m:
             path = m.group(1)
-            mount = next((vm for vm in container.get("volumeMounts", [])
-                          if path.startswith(vm["mountPath"].rstrip("/") + "/")), None)
+            mount, volume = mounted_volume(container, pod_spec, path)
             if mount is None:
                 err(f"--flagfile={path}: no volumeMount provides {os.path.dirname(path)}")
                 continue
-            volume = next((v for v in pod_spec.get("volumes", []) if v["name"] == mount["name"]), None)
             if volume is None or "configMap" not in volume:
                 err(f"--flagfile={path}: volume {mount['name']} is not a ConfigMap volume")
                 continue
@@ -472,9 +478,7 @@ def validate(variant, resources, ctx):
 
     # TLS: with --tls_cert the gRPC port is TLS-only, and kubelet's grpc probes speak plaintext.
     def secret_volume_holding(path):
-        mount = next((vm for vm in container.get("volumeMounts", [])
-                      if path.startswith(vm["mountPath"].rstrip("/") + "/")), None)
-        volume = mount and next((v for v in pod_spec.get("volumes", []) if v["name"] == mount["name"]), None)
+        volume = mounted_volume(container, pod_spec, path)[1]
         return volume if volume and "secret" in volume else None
 
     tls_server = bool(flag_value("tls_cert") or flag_value("tls_key"))
@@ -538,9 +542,7 @@ def validate(variant, resources, ctx):
         if "secretKeyRef" not in token_env.get("valueFrom", {}):
             err("CROPSHIELD_ADMIN_TOKEN is not taken from a Secret (valueFrom.secretKeyRef)")
     elif token_file:
-        mount = next((vm for vm in container.get("volumeMounts", [])
-                      if token_file.startswith(vm["mountPath"].rstrip("/") + "/")), None)
-        volume = mount and next((v for v in pod_spec.get("volumes", []) if v["name"] == mount["name"]), None)
+        volume = mounted_volume(container, pod_spec, token_file)[1]
         if not volume or "secret" not in volume:
             err(f"--admin_token_file={token_file} is not in a mounted Secret")
     else:
