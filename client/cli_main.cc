@@ -77,6 +77,9 @@ ABSL_FLAG(bool, bypass_cache, false, "explain: recompute even if the server has 
 ABSL_FLAG(std::string, token, "",
           "clear-cache, reload-model: admin token (default: environment variable "
           "CROPSHIELD_ADMIN_TOKEN).");
+ABSL_FLAG(bool, allow_plaintext_token, false,
+          "Send the admin token even over a plaintext channel to a target that is not loopback "
+          "(anyone on the path can read it); without it such a call is refused with status 2.");
 ABSL_FLAG(std::string, model_name, "", "Model to address (default: the server's default model).");
 ABSL_FLAG(int64_t, model_version, 0,
           "Model version to address; clear-cache: clear only this version (0: all); "
@@ -137,9 +140,11 @@ std::string AdminToken() {
 }
 
 // The client library configured from the flags; exits with status 2 on bad flags.
-// `connection` > 0 gives the client a private subchannel pool, hence its own connections.
+// `connection` > 0 gives the client a private subchannel pool, hence its own connections. Only
+// admin commands (`admin`) carry the token, so that a token in the environment never blocks or
+// leaks from other commands.
 std::unique_ptr<cropshield::client::Client> MakeClient(
-    absl::Duration min_timeout = absl::ZeroDuration(), int connection = 0) {
+    absl::Duration min_timeout = absl::ZeroDuration(), int connection = 0, bool admin = false) {
   cropshield::client::Options options;
   if (connection > 0) options.int_channel_args[GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL] = 1;
   options.target = absl::GetFlag(FLAGS_target);
@@ -153,7 +158,8 @@ std::unique_ptr<cropshield::client::Client> MakeClient(
   options.tls.server_name_override = absl::GetFlag(FLAGS_tls_server_name);
   options.tls.enabled = absl::GetFlag(FLAGS_tls) || !options.tls.root_ca_file.empty() ||
                         !options.tls.cert_chain_file.empty();
-  options.admin_token = AdminToken();
+  if (admin) options.admin_token = AdminToken();
+  options.allow_plaintext_token = absl::GetFlag(FLAGS_allow_plaintext_token);
   absl::StatusOr<std::unique_ptr<cropshield::client::Client>> client =
       cropshield::client::Client::Create(std::move(options));
   if (!client.ok()) {
@@ -398,7 +404,7 @@ int ClearCache() {
   if (!absl::GetFlag(FLAGS_model_name).empty() || absl::GetFlag(FLAGS_model_version) != 0) {
     *request.mutable_model() = ModelFromFlags();
   }
-  absl::StatusOr<cropshield::v1::ClearCacheResponse> result = MakeClient()->ClearCache(request);
+  absl::StatusOr<cropshield::v1::ClearCacheResponse> result = MakeClient(absl::ZeroDuration(), 0, /*admin=*/true)->ClearCache(request);
   if (!result.ok()) return Fail("clear-cache", result.status());
   const cropshield::v1::ClearCacheResponse& response = *result;
   if (absl::GetFlag(FLAGS_json)) {
@@ -416,7 +422,7 @@ int ReloadModel() {
   cropshield::v1::ReloadModelRequest request;
   request.set_version(absl::GetFlag(FLAGS_model_version));
   absl::StatusOr<cropshield::v1::ReloadModelResponse> result =
-      MakeClient(/*min_timeout=*/absl::Minutes(10))->ReloadModel(request);
+      MakeClient(/*min_timeout=*/absl::Minutes(10), 0, /*admin=*/true)->ReloadModel(request);
   if (!result.ok()) return Fail("reload-model", result.status());
   const cropshield::v1::ReloadModelResponse& response = *result;
   if (absl::GetFlag(FLAGS_json)) {

@@ -5,6 +5,8 @@
 #ifndef CROPSHIELD_COMMON_LOG_H_
 #define CROPSHIELD_COMMON_LOG_H_
 
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
@@ -12,8 +14,12 @@ namespace cropshield {
 
 enum class LogSeverity { kInfo, kWarning, kError };
 
-// Writes "<UTC time> <I|W|E> <message>\n" to stderr.
+// Writes "<UTC time> <I|W|E> <message>\n" to stderr, the message escaped by AppendEscapedForLog.
 void LogLine(LogSeverity severity, absl::string_view message);
+
+// Appends `text` with every byte below 0x20, DEL and backslash escaped ("\\n", "\\r", "\\\\",
+// "\\xHH"), so the result holds no line break. Bytes >= 0x80 (UTF-8) pass unchanged.
+void AppendEscapedForLog(absl::string_view text, std::string* out);
 
 }  // namespace cropshield
 

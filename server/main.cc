@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "server/engine/model.h"
 #include "server/engine/model_package.h"
+#include "server/service/admin_auth.h"
 #include "server/service/server.h"
 
 #ifndef CROPSHIELD_DEFAULT_MODEL
@@ -73,6 +74,26 @@ ABSL_FLAG(int64_t, max_image_pixels, 40'000'000,
           "Largest decoded image (width x height from the header, checked before decoding).");
 ABSL_FLAG(int64_t, max_message_bytes, 16 << 20,
           "Largest gRPC request message; larger gets RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, max_send_message_bytes, 64 << 20,
+          "Largest gRPC response sent; a larger one fails with RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int64_t, explain_max_output_pixels, int64_t{2048} * 2048,
+          "Explain's photo-sized outputs (image map, heatmap, overlay) are drawn at most this "
+          "many pixels: larger photos get them downscaled with the aspect kept (the crop box "
+          "scaled alike; crop_box in the response stays in photo coordinates).");
+ABSL_FLAG(int64_t, max_inflight_request_bytes, 256 << 20,
+          "Bytes of encoded images (plus model inputs) held by Predict/Explain calls at once; "
+          "more get RESOURCE_EXHAUSTED at once. 0: unlimited.");
+ABSL_FLAG(int64_t, explain_render_budget_bytes, 512 << 20,
+          "Bytes of Explain render buffers and responses held at once (an upper estimate per "
+          "call, from accept until the response is sent); more get RESOURCE_EXHAUSTED. 0: "
+          "unlimited.");
+ABSL_FLAG(int, max_response_send_ms, 30000,
+          "A finished call whose response the client has not taken this long after it was ready "
+          "is cancelled, releasing its memory (clients that never read).");
+ABSL_FLAG(int64_t, grpc_memory_quota_bytes, int64_t{1} << 30,
+          "Memory gRPC's transport may use for all connections together; 0: gRPC's default.");
+ABSL_FLAG(int, max_connection_idle_ms, 300000,
+          "Close client connections with no call in flight for this long; 0: never.");
 ABSL_FLAG(int, max_batch_size, 8,
           "Predict requests classified in one forward pass at most (dynamic batching).");
 ABSL_FLAG(int64_t, max_queue_delay_us, 0,
@@ -93,8 +114,12 @@ ABSL_FLAG(int, cache_ttl_s, 0, "Seconds a cache entry lives; 0 keeps entries unt
 ABSL_FLAG(std::string, admin_token_file, "",
           "File holding the admin token for ClearCache and ReloadModel (authorization: Bearer "
           "<token>). The environment variable CROPSHIELD_ADMIN_TOKEN is used when this is empty. "
-          "Without a token or --admin_client_identities admin RPCs are accepted from loopback "
-          "peers only.");
+          "An empty or whitespace-only token (file or variable) refuses to start. Without a "
+          "token, --admin_client_identities or --admin_trust_loopback admin RPCs are refused.");
+ABSL_FLAG(bool, admin_trust_loopback, false,
+          "Admit admin RPCs from loopback peers without credentials (local development). Keep it "
+          "off behind a service-mesh sidecar or kubectl port-forward: there every caller is "
+          "loopback.");
 ABSL_FLAG(std::vector<std::string>, admin_client_identities, {},
           "Comma-separated client certificate identities (subject CN or a subject alternative "
           "name) admitted to admin RPCs over mutual TLS (needs --tls_client_ca).");
@@ -133,20 +158,6 @@ ABSL_FLAG(int, shutdown_grace_ms, 10000,
 
 namespace {
 
-// The token never appears in logs or flags' values shown by --help.
-absl::StatusOr<std::string> ReadAdminToken(const std::string& path) {
-  std::string token;
-  if (!path.empty()) {
-    std::ifstream in(path);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-    std::getline(in, token);
-  } else if (const char* env = std::getenv("CROPSHIELD_ADMIN_TOKEN"); env != nullptr) {
-    token = env;
-  }
-  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
-  return token;
-}
-
 // "" for an empty path.
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* flag) {
   if (path.empty()) return std::string();
@@ -181,6 +192,16 @@ int Run() {
   cropshield::service::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
+  options.grpc_memory_quota_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_grpc_memory_quota_bytes));
+  options.max_connection_idle =
+      absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_max_connection_idle_ms)));
+  options.service.limits.explain_max_output_pixels =
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_explain_max_output_pixels));
+  options.service.max_inflight_request_bytes = absl::GetFlag(FLAGS_max_inflight_request_bytes);
+  options.service.explain_render_budget_bytes = absl::GetFlag(FLAGS_explain_render_budget_bytes);
+  options.service.max_response_send_time =
+      absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_max_response_send_ms)));
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.release_memory_after_idle =
       absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_release_memory_idle_ms)));
@@ -201,12 +222,15 @@ int Run() {
   options.service.predict_cache_bytes = absl::GetFlag(FLAGS_predict_cache_bytes);
   options.service.cache_shards = absl::GetFlag(FLAGS_cache_shards);
   options.service.cache_ttl = absl::Seconds(std::max(0, absl::GetFlag(FLAGS_cache_ttl_s)));
-  absl::StatusOr<std::string> token = ReadAdminToken(absl::GetFlag(FLAGS_admin_token_file));
+  // The token never appears in logs or flags' values shown by --help.
+  absl::StatusOr<std::string> token = cropshield::service::ReadAdminToken(
+      absl::GetFlag(FLAGS_admin_token_file), std::getenv("CROPSHIELD_ADMIN_TOKEN"));
   if (!token.ok()) {
-    CS_LOG_ERROR("cannot read admin token: ", token.status().ToString());
+    CS_LOG_ERROR("cannot start: ", token.status().ToString());
     return 1;
   }
   options.service.admin.token = *std::move(token);
+  options.service.admin.trust_loopback = absl::GetFlag(FLAGS_admin_trust_loopback);
   options.service.admin.client_identities = absl::GetFlag(FLAGS_admin_client_identities);
   options.service.max_inflight_calls =
       std::max<int64_t>(0, absl::GetFlag(FLAGS_max_inflight_calls));
@@ -275,15 +299,7 @@ int Run() {
   }
   (*server)->SetServing(true);
   (*server)->model_manager()->StartWatching();
-  const std::string admin =
-      options.service.admin.token.empty() && options.service.admin.client_identities.empty()
-          ? "loopback-only"
-          : absl::StrCat(options.service.admin.token.empty() ? "" : "token",
-                         !options.service.admin.token.empty() &&
-                                 !options.service.admin.client_identities.empty()
-                             ? "+"
-                             : "",
-                         options.service.admin.client_identities.empty() ? "" : "mtls-identities");
+  const std::string admin = cropshield::service::DescribeAdminPolicy(options.service.admin);
   CS_LOG_INFO("SERVING model=", (*served)->name(), " version=", (*served)->version(),
               " device=", (*served)->device_name(), " precision=", (*served)->precision(),
               " classes=", (*served)->num_classes(), " address=", options.address,

@@ -10,11 +10,13 @@
 #include <fstream>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 
@@ -41,6 +43,54 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view w
 int ClampMillis(absl::Duration d) {
   return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 0, INT32_MAX));
 }
+
+bool IsLoopbackHost(absl::string_view host) {
+  if (host == "localhost" || host == "localhost." || host == "ip6-localhost" || host == "::1" ||
+      host == "0:0:0:0:0:0:0:1") {
+    return true;
+  }
+  absl::ConsumePrefix(&host, "::ffff:");
+  std::vector<absl::string_view> octets = absl::StrSplit(host, '.');
+  if (octets.size() != 4 || octets[0] != "127") return false;
+  for (absl::string_view octet : octets) {
+    int value = -1;
+    if (!absl::SimpleAtoi(octet, &value) || value < 0 || value > 255) return false;
+  }
+  return true;
+}
+
+// The host of "host:port", "[v6]:port", "host" or a bare IPv6 address.
+absl::string_view HostOf(absl::string_view address) {
+  if (absl::StartsWith(address, "[")) {
+    const size_t close = address.find(']');
+    return close == absl::string_view::npos ? address : address.substr(1, close - 1);
+  }
+  const size_t colon = address.find(':');
+  if (colon != absl::string_view::npos && address.find(':', colon + 1) == absl::string_view::npos) {
+    return address.substr(0, colon);
+  }
+  return address;
+}
+
+}  // namespace
+
+bool IsLoopbackTarget(absl::string_view target) {
+  if (absl::StartsWith(target, "unix:") || absl::StartsWith(target, "unix-abstract:")) return true;
+  absl::string_view addresses = target;
+  if (absl::ConsumePrefix(&addresses, "dns:")) {
+    // dns:host:port, dns:///host:port or dns://resolver/host:port
+    if (absl::ConsumePrefix(&addresses, "//")) addresses = addresses.substr(addresses.find('/') + 1);
+  } else if (!absl::ConsumePrefix(&addresses, "ipv4:")) {
+    absl::ConsumePrefix(&addresses, "ipv6:");
+  }
+  if (addresses.empty()) return false;
+  for (absl::string_view address : absl::StrSplit(addresses, ',')) {
+    if (!IsLoopbackHost(HostOf(address))) return false;
+  }
+  return true;
+}
+
+namespace {
 
 absl::Status Validate(const Options& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("target is empty");
@@ -70,6 +120,12 @@ absl::Status Validate(const Options& options) {
   if (!options.tls.enabled &&
       (!options.tls.root_ca_file.empty() || !options.tls.cert_chain_file.empty())) {
     return absl::InvalidArgumentError("TLS files given but tls.enabled is false");
+  }
+  if (!options.admin_token.empty() && !options.tls.enabled && !options.allow_plaintext_token &&
+      !IsLoopbackTarget(options.target)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing to send the admin token in plaintext to ", options.target,
+        ": use TLS (--tls / --tls_ca) or, on a network you trust, --allow_plaintext_token"));
   }
   return absl::OkStatus();
 }

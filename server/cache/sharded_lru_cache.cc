@@ -2,6 +2,9 @@
 
 #include <xxhash.h>
 
+#include <array>
+#include <cstring>
+#include <random>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -22,6 +25,31 @@ bool CacheKey::operator==(const CacheKey& other) const {
 std::pair<uint64_t, uint64_t> HashBytes128(absl::string_view bytes) {
   // XXH3 accepts a null pointer only with length 0; string_view may carry one.
   const XXH128_hash_t hash = XXH3_128bits(bytes.empty() ? "" : bytes.data(), bytes.size());
+  return {hash.high64, hash.low64};
+}
+
+namespace {
+
+// XXH3's recommended secret size; at least XXH3_SECRET_SIZE_MIN (136).
+constexpr size_t kSecretSize = 192;
+
+// Random bytes are what XXH3 asks of a secret.
+std::array<unsigned char, kSecretSize> MakeProcessSecret() {
+  std::random_device entropy;  // /dev/urandom on Linux
+  std::array<unsigned char, kSecretSize> secret;
+  for (size_t i = 0; i < secret.size(); i += sizeof(uint32_t)) {
+    const uint32_t word = entropy();
+    std::memcpy(secret.data() + i, &word, sizeof(word));
+  }
+  return secret;
+}
+
+}  // namespace
+
+std::pair<uint64_t, uint64_t> KeyedHashBytes128(absl::string_view bytes) {
+  static const std::array<unsigned char, kSecretSize> secret = MakeProcessSecret();
+  const XXH128_hash_t hash = XXH3_128bits_withSecret(bytes.empty() ? "" : bytes.data(),
+                                                     bytes.size(), secret.data(), secret.size());
   return {hash.high64, hash.low64};
 }
 

@@ -61,6 +61,11 @@ struct CacheKey {
 // high then low. Uses libxxhash.
 std::pair<uint64_t, uint64_t> HashBytes128(absl::string_view bytes);
 
+// XXH3-128 of `bytes` keyed with a secret drawn at random once per process (XXH3's secret form):
+// cache keys of caller-supplied images, so that no caller can craft images whose keys collide
+// with another's without the secret, which never leaves the process.
+std::pair<uint64_t, uint64_t> KeyedHashBytes128(absl::string_view bytes);
+
 using Value = std::shared_ptr<const std::string>;
 using Waiter = std::function<void(absl::StatusOr<Value>)>;
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,11 +67,46 @@ metrics::StateCollector::CacheCounters ToCacheCounters(const cache::CacheStats& 
 
 }  // namespace
 
+// The reactor of every call. It lives until gRPC is done with the call (the response sent, or the
+// call cancelled), holding the call's byte reservations until then; once the call is finished the
+// send watch cancels it if the client does not take the response in time.
+class CallReactor final : public grpc::ServerUnaryReactor {
+ public:
+  CallReactor(grpc::CallbackServerContext* context, ExpiryWatch* send_watch,
+              metrics::ServerMetrics* metrics)
+      : context_(context), send_watch_(send_watch), metrics_(metrics) {}
+
+  void Hold(ByteBudget::Reservation reservation) {
+    absl::MutexLock lock(&mu_);
+    held_.push_back(std::move(reservation));
+  }
+
+  void FinishWatched(const grpc::Status& status) {
+    send_watch_->Watch(this, [context = context_, metrics = metrics_] {
+      metrics->CountRejected("send_timeout");
+      context->TryCancel();
+    });
+    Finish(status);
+  }
+
+  void OnDone() override {
+    send_watch_->Forget(this);
+    delete this;  // releases the reservations
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  ExpiryWatch* const send_watch_;
+  metrics::ServerMetrics* const metrics_;
+  absl::Mutex mu_;
+  std::vector<ByteBudget::Reservation> held_ ABSL_GUARDED_BY(mu_);
+};
+
 // One accepted call: finishes its reactor exactly once and accounts for it.
 struct CallState {
   Rpc rpc;
   grpc::CallbackServerContext* context;
-  grpc::ServerUnaryReactor* reactor;
+  CallReactor* reactor;
   int64_t retry_pushback_ms;
   Stopwatch received;
   RequestStats* stats;
@@ -98,7 +134,7 @@ struct CallState {
       context->AddTrailingMetadata("grpc-retry-pushback-ms", absl::StrCat(retry_pushback_ms));
     }
     in_flight->fetch_sub(1, std::memory_order_relaxed);
-    reactor->Finish(ToGrpcStatus(status));
+    reactor->FinishWatched(ToGrpcStatus(status));
   }
 };
 
@@ -126,6 +162,7 @@ struct ExplainJob {
   cropshield::v1::ExplainResponse* response = nullptr;
   std::shared_ptr<const engine::Model> model;
   ExplainPlan plan;
+  OutputSize output;  // size of the photo-sized outputs
   cache::CacheKey key;
   bool leader = false;  // owns the cache flight of `key`
   PreparedImage prepared;
@@ -150,7 +187,9 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
   }
   metrics::ServerMetrics::Options metrics_options;
   metrics_options.rpcs = {"Predict", "Explain", "ClearCache", "Stats", "ReloadModel"};
-  metrics_options.queues = {"executor", "explain_batcher", "predict_batcher", "inflight"};
+  metrics_options.queues = {"executor",      "explain_batcher", "predict_batcher",
+                            "inflight",      "request_bytes",   "explain_render_bytes",
+                            "send_timeout"};
   metrics_options.batchers = {"explain", "predict"};
   metrics_options.max_batch_size = std::max(options.explain_max_batch_size, options.max_batch_size);
   auto server_metrics =
@@ -171,6 +210,12 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
     if (!predict_cache.ok()) return predict_cache.status();
     service->predict_cache_ = *std::move(predict_cache);
   }
+
+  ExpiryWatch::Options watch_options;
+  watch_options.timeout = options.max_response_send_time;
+  auto send_watch = ExpiryWatch::Create(watch_options);
+  if (!send_watch.ok()) return send_watch.status();
+  service->send_watch_ = *std::move(send_watch);
 
   BoundedExecutor::Options executor_options;
   executor_options.threads = options.workers;
@@ -220,7 +265,10 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
 }
 
 CropShieldServiceImpl::CropShieldServiceImpl(ServiceOptions options, const ModelRegistry* models)
-    : options_(std::move(options)), models_(models) {}
+    : options_(std::move(options)),
+      models_(models),
+      request_bytes_(options_.max_inflight_request_bytes),
+      render_bytes_(options_.explain_render_budget_bytes) {}
 
 CropShieldServiceImpl::~CropShieldServiceImpl() { Shutdown(); }
 
@@ -232,6 +280,18 @@ void CropShieldServiceImpl::Shutdown() {
 }
 
 namespace {
+
+// What a queued call holds of its request: the encoded photo and the model input.
+int64_t RequestBytes(absl::string_view image, const engine::Model& model) {
+  return static_cast<int64_t>(image.size()) + model.input_elements() * int64_t{sizeof(float)};
+}
+
+// The decoded photo a job keeps until rendering: none for Predict; for an Explain overlay, the
+// photo at the outputs' size (covered by the call's render reservation).
+OutputSize PhotoToKeep(const PredictJob& /*job*/) { return {}; }
+OutputSize PhotoToKeep(const ExplainJob& job) {
+  return job.plan.outputs.overlay() ? job.output : OutputSize{};
+}
 
 // Splits a batch by model (a batch may straddle a model swap) and ends each job's batch wait.
 template <typename Job>
@@ -286,12 +346,19 @@ std::shared_ptr<CallState> CropShieldServiceImpl::StartCall(Rpc rpc,
                                                             std::string request_id) {
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   calls_started_.fetch_add(1, std::memory_order_relaxed);
-  return std::make_shared<CallState>(CallState{rpc, context, context->DefaultReactor(),
+  // Deletes itself in OnDone.
+  auto* reactor = new CallReactor(context, send_watch_.get(), metrics_.get());
+  return std::make_shared<CallState>(CallState{rpc, context, reactor,
                                                options_.retry_pushback_ms, Stopwatch(), &stats_,
                                                &in_flight_, std::move(request_id), metrics_.get()});
 }
 
-bool CropShieldServiceImpl::Admit(CallState& call) {
+bool CropShieldServiceImpl::Admit(CallState& call, absl::string_view request_id) {
+  if (absl::Status valid = CheckRequestId(request_id); !valid.ok()) {
+    call.request_id.clear();  // not echoed anywhere
+    call.Finish(valid);
+    return false;
+  }
   const int64_t limit = options_.max_inflight_calls;
   if (limit <= 0 || in_flight_.load(std::memory_order_relaxed) <= limit) return true;
   metrics_->CountRejected("inflight");
@@ -301,8 +368,28 @@ bool CropShieldServiceImpl::Admit(CallState& call) {
   return false;
 }
 
-bool CropShieldServiceImpl::AuthorizeAdminCall(grpc::CallbackServerContext* context,
-                                               CallState& call) {
+bool CropShieldServiceImpl::Reserve(CallState& call, ByteBudget& budget, int64_t bytes,
+                                    const char* what, const char* flag) {
+  std::optional<ByteBudget::Reservation> reservation = budget.TryReserve(bytes);
+  if (reservation.has_value()) {
+    call.reactor->Hold(*std::move(reservation));
+    return true;
+  }
+  metrics_->CountRejected(what);
+  if (budget.capacity() > 0 && bytes > budget.capacity()) {
+    call.Finish(absl::InvalidArgumentError(
+        absl::StrCat("this call needs ", bytes, " bytes, over the server's whole budget of ",
+                     budget.capacity(), " (", flag, ")")));
+  } else {
+    call.Finish(absl::ResourceExhaustedError(
+        absl::StrCat("server holds ", budget.used(), " of ", budget.capacity(), " bytes for ", what,
+                     " (", flag, "); this call needs ", bytes, "; retry after ",
+                     options_.retry_pushback_ms, " ms")));
+  }
+  return false;
+}
+
+absl::Status CropShieldServiceImpl::CheckAdmin(grpc::CallbackServerContext* context) const {
   std::string authorization;
   auto it = context->client_metadata().find("authorization");
   if (it != context->client_metadata().end()) {
@@ -318,7 +405,12 @@ bool CropShieldServiceImpl::AuthorizeAdminCall(grpc::CallbackServerContext* cont
       }
     }
   }
-  absl::Status allowed = AuthorizeAdmin(options_.admin, authorization, context->peer(), identities);
+  return AuthorizeAdmin(options_.admin, authorization, context->peer(), identities);
+}
+
+bool CropShieldServiceImpl::AuthorizeAdminCall(grpc::CallbackServerContext* context,
+                                               CallState& call) {
+  absl::Status allowed = CheckAdmin(context);
   if (allowed.ok()) return true;
   CS_LOG_WARNING(RpcName(call.rpc), " refused for peer ", context->peer(), ": ", allowed.message());
   call.Finish(allowed);
@@ -347,8 +439,8 @@ void CropShieldServiceImpl::PrepareThenBatch(const std::shared_ptr<Job>& job,
       absl::Status alive = CheckCallAlive(job->context);
       if (!alive.ok()) return fail(job, alive);
     }
-    absl::StatusOr<PreparedImage> prepared =
-        PrepareImage(*job->model, job->request->image().data(), options_.limits);
+    absl::StatusOr<PreparedImage> prepared = PrepareImage(
+        *job->model, job->request->image().data(), options_.limits, PhotoToKeep(*job));
     if (!prepared.ok()) return fail(job, prepared.status());
     job->prepared = *std::move(prepared);
     job->batch_wait = Stopwatch();
@@ -368,7 +460,7 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(
     cropshield::v1::PredictResponse* response) {
   std::shared_ptr<CallState> call = StartCall(Rpc::kPredict, context, request->request_id());
   grpc::ServerUnaryReactor* reactor = call->reactor;
-  if (!Admit(*call)) return reactor;
+  if (!Admit(*call, request->request_id())) return reactor;
   absl::StatusOr<std::shared_ptr<const engine::Model>> model =
       ModelForCall(request->model(), *call);
   if (!model.ok()) return reactor;
@@ -379,12 +471,16 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Predict(
     call->Finish(valid);
     return reactor;
   }
+  if (!Reserve(*call, request_bytes_, RequestBytes(request->image().data(), **model),
+               "request_bytes", "--max_inflight_request_bytes")) {
+    return reactor;
+  }
 
   // Optional response cache: the cached bytes hold everything but the per-call fields.
   cache::CacheKey key;
   bool leader = false;
   if (predict_cache_ != nullptr) {
-    auto [high, low] = cache::HashBytes128(request->image().data());
+    auto [high, low] = cache::KeyedHashBytes128(request->image().data());
     key = cache::CacheKey{(*model)->name(), (*model)->version(), high, low,
                           absl::StrCat("predict|k=", *top_k)};
     if (AnswerFromCache(predict_cache_.get(), key, call, request, response)) return reactor;
@@ -478,15 +574,25 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(
     cropshield::v1::ExplainResponse* response) {
   std::shared_ptr<CallState> call = StartCall(Rpc::kExplain, context, request->request_id());
   grpc::ServerUnaryReactor* reactor = call->reactor;
-  if (!Admit(*call)) return reactor;
+  if (!Admit(*call, request->request_id())) return reactor;
   absl::StatusOr<std::shared_ptr<const engine::Model>> model =
       ModelForCall(request->model(), *call);
   if (!model.ok()) return reactor;
   absl::StatusOr<ExplainPlan> plan = PlanExplain(*request, **model);
   absl::Status valid =
       plan.ok() ? CheckImageSize(request->image().data(), options_.limits) : plan.status();
-  if (!valid.ok()) {
-    call->Finish(valid);
+  // Photo-sized outputs are sized from the header, so that their memory is reserved (or refused)
+  // before any work starts.
+  absl::StatusOr<OutputSize> output =
+      valid.ok() ? PlanExplainOutputs(*plan, request->image().data(), options_.limits) : valid;
+  if (!output.ok()) {
+    call->Finish(output.status());
+    return reactor;
+  }
+  if (!Reserve(*call, request_bytes_, RequestBytes(request->image().data(), **model),
+               "request_bytes", "--max_inflight_request_bytes") ||
+      !Reserve(*call, render_bytes_, EstimateExplainBytes(*plan, *output), "explain_render_bytes",
+               "--explain_render_budget_bytes")) {
     return reactor;
   }
 
@@ -496,7 +602,8 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Explain(
   job->response = response;
   job->model = *std::move(model);
   job->plan = *std::move(plan);
-  auto [high, low] = cache::HashBytes128(request->image().data());
+  job->output = *output;
+  auto [high, low] = cache::KeyedHashBytes128(request->image().data());
   job->key = cache::CacheKey{job->model->name(), job->model->version(), high, low,
                              ExplainCacheVariant(job->plan)};
   if (!request->bypass_cache()) {
@@ -530,9 +637,9 @@ void CropShieldServiceImpl::RunExplainBatch(std::vector<std::shared_ptr<ExplainJ
       job->inference_us = timing.backbone_us;
       job->explain_us = timing.cam_us;
       auto render = [this, job]() {
-        absl::Status rendered = RenderExplainResponse(*job->model, job->plan, job->prepared,
-                                                      job->request->image().data(), options_.limits,
-                                                      job->cam, job->response);
+        absl::Status rendered = RenderExplainResponse(
+            *job->model, job->plan, job->prepared, job->request->image().data(), options_.limits,
+            job->output, job->cam, job->response);
         if (!rendered.ok()) return FinishExplainJob(job, rendered);
         const int64_t encode_us = job->response->timing().encode_us();
         job->response->clear_timing();
@@ -657,7 +764,14 @@ grpc::ServerUnaryReactor* CropShieldServiceImpl::Stats(
     FillCacheStats(predict_cache_->Stats(), response->mutable_predict_cache());
   // This call itself is in flight; report the others.
   response->set_in_flight(std::max<int64_t>(0, in_flight_.load(std::memory_order_relaxed) - 1));
-  if (model_manager_ != nullptr) *response->mutable_last_model_load() = model_manager_->LastLoad();
+  if (model_manager_ != nullptr) {
+    cropshield::v1::ModelLoadStatus* load = response->mutable_last_model_load();
+    *load = model_manager_->LastLoad();
+    // Load errors name files of the repository: only admins see them.
+    if (!load->error().empty() && !CheckAdmin(context).ok()) {
+      load->set_error(RedactPaths(load->error()));
+    }
+  }
   call->Finish(absl::OkStatus());
   return reactor;
 }

@@ -17,6 +17,8 @@
 #include "absl/time/time.h"
 #include "common/batcher.h"
 #include "common/bounded_executor.h"
+#include "common/byte_budget.h"
+#include "common/expiry_watch.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
 #include "server/cache/sharded_lru_cache.h"
 #include "server/metrics/metrics_registry.h"
@@ -58,8 +60,18 @@ struct ServiceOptions {
   int64_t max_inflight_calls = 0;
   // Sent as `grpc-retry-pushback-ms` trailing metadata with every RESOURCE_EXHAUSTED refusal.
   int64_t retry_pushback_ms = 100;
+  // Encoded images (plus model inputs) of Predict/Explain calls held at once; beyond it calls get
+  // RESOURCE_EXHAUSTED at once. <= 0: unlimited.
+  int64_t max_inflight_request_bytes = 256 << 20;
+  // Explain render buffers and responses held at once (EstimateExplainBytes per call, from accept
+  // until gRPC is done sending); beyond it Explain calls get RESOURCE_EXHAUSTED. <= 0: unlimited.
+  int64_t explain_render_budget_bytes = 512 << 20;
+  // A finished call whose response the client has not taken this long after it was ready is
+  // cancelled, releasing its memory (clients that never read).
+  absl::Duration max_response_send_time = absl::Seconds(30);
 };
 
+class CallReactor;
 struct CallState;
 struct ExplainJob;
 struct PredictJob;
@@ -100,6 +112,8 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   int64_t InFlight() const { return in_flight_.load(std::memory_order_relaxed); }
   // Calls accepted since start.
   int64_t CallsStarted() const { return calls_started_.load(std::memory_order_relaxed); }
+  // Finished calls cancelled because the client did not take the response in time.
+  int64_t SendTimeouts() const { return send_watch_->expired(); }
 
   // Runs the queued work to completion and stops the workers.
   void Shutdown();
@@ -110,8 +124,15 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   // Counts the call in flight; the returned state finishes it exactly once.
   std::shared_ptr<CallState> StartCall(Rpc rpc, grpc::CallbackServerContext* context,
                                        std::string request_id);
-  // False (and the call finished with RESOURCE_EXHAUSTED) when max_inflight_calls are running.
-  bool Admit(CallState& call);
+  // False (and the call finished) for a malformed request_id (INVALID_ARGUMENT) or when
+  // max_inflight_calls are running (RESOURCE_EXHAUSTED).
+  bool Admit(CallState& call, absl::string_view request_id);
+  // Reserves `bytes` of `budget` for the call until gRPC is done with it; false (and the call
+  // finished with RESOURCE_EXHAUSTED naming `flag`) when they do not fit.
+  bool Reserve(CallState& call, ByteBudget& budget, int64_t bytes, const char* what,
+               const char* flag);
+  // OK when the caller may call admin RPCs (token, client certificate or trusted loopback).
+  absl::Status CheckAdmin(grpc::CallbackServerContext* context) const;
   // Admin RPCs: OK, or the call is finished with PERMISSION_DENIED.
   bool AuthorizeAdminCall(grpc::CallbackServerContext* context, CallState& call);
   // The model `spec` asks for; on error the call is finished with it.
@@ -134,6 +155,9 @@ class CropShieldServiceImpl final : public cropshield::v1::CropShieldService::Ca
   std::unique_ptr<cache::ShardedLruCache> explain_cache_;
   std::unique_ptr<cache::ShardedLruCache> predict_cache_;  // null when disabled
   std::unique_ptr<BoundedExecutor> executor_;
+  ByteBudget request_bytes_;
+  ByteBudget render_bytes_;
+  std::unique_ptr<ExpiryWatch> send_watch_;  // cancels finished calls whose client does not read
   std::unique_ptr<Batcher<std::shared_ptr<ExplainJob>>> explain_batcher_;
   std::unique_ptr<Batcher<std::shared_ptr<PredictJob>>> predict_batcher_;
   RequestStats stats_;

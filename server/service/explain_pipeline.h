@@ -22,11 +22,14 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
                                         const engine::Model& model);
 
 // Fills `response` (everything but request_id, cached and timing.total_us) from a computed map.
-// `prepared` is the image the map was computed on; `image_bytes` the original encoded photo,
-// decoded again at full size when an overlay is asked for and the first decode was downscaled.
+// The photo-sized outputs are drawn at `size` (PlanExplainOutputs), the crop box scaled alike;
+// the response's crop_box stays in photo coordinates. `prepared` is the image the map was
+// computed on, holding the photo at `size` if PrepareImage kept it; `image_bytes` the original
+// encoded photo, decoded again for an overlay when it did not.
 absl::Status RenderExplainResponse(const engine::Model& model, const ExplainPlan& plan,
                                    const PreparedImage& prepared, absl::string_view image_bytes,
-                                   const ImageLimits& limits, const engine::CamResult& cam,
+                                   const ImageLimits& limits, OutputSize size,
+                                   const engine::CamResult& cam,
                                    cropshield::v1::ExplainResponse* response);
 
 }  // namespace cropshield::service

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/stopwatch.h"
+#include "server/image/resize.h"
 
 namespace cropshield::service {
 
@@ -24,8 +25,28 @@ image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model) {
   return options;
 }
 
+namespace {
+
+// Keeps the decode at exactly `size` when it is at least that large; drops its pixels otherwise.
+absl::Status KeepPhotoAt(OutputSize size, image::DecodedImage* decoded) {
+  if (size.pixels() == 0 || decoded->width < size.width || decoded->height < size.height) {
+    std::vector<uint8_t>().swap(decoded->rgb);
+    return absl::OkStatus();
+  }
+  if (decoded->width == size.width && decoded->height == size.height) return absl::OkStatus();
+  CS_ASSIGN_OR_RETURN(std::vector<uint8_t> resized,
+                      image::ResizeRgb(decoded->rgb, decoded->width, decoded->height, size.width,
+                                       size.height));
+  decoded->rgb = std::move(resized);
+  decoded->width = size.width;
+  decoded->height = size.height;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<PreparedImage> PrepareImage(const engine::Model& model, absl::string_view bytes,
-                                           const ImageLimits& limits) {
+                                           const ImageLimits& limits, OutputSize keep_photo_at) {
   CS_RETURN_IF_ERROR(CheckImageSize(bytes, limits));
   PreparedImage prepared;
   Stopwatch watch;
@@ -38,6 +59,7 @@ absl::StatusOr<PreparedImage> PrepareImage(const engine::Model& model, absl::str
   prepared.input.resize(static_cast<size_t>(model.input_elements()));
   CS_RETURN_IF_ERROR(image::Preprocess(prepared.decoded, preprocess, absl::MakeSpan(prepared.input),
                                        &prepared.crop_box));
+  CS_RETURN_IF_ERROR(KeepPhotoAt(keep_photo_at, &prepared.decoded));
   prepared.preprocess_us = watch.LapMicros();
   return prepared;
 }

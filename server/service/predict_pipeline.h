@@ -20,6 +20,8 @@ namespace cropshield::service {
 
 // A decoded photo and the model input made from it.
 struct PreparedImage {
+  // The decode's sizes; `decoded.rgb` is empty unless a photo was kept (PrepareImage), and then
+  // `decoded.width` x `decoded.height` are its size.
   image::DecodedImage decoded;
   std::vector<float> input;  // model.input_elements() floats, CHW
   image::CropBox crop_box;   // where the input lies on the full-size photo
@@ -30,9 +32,13 @@ struct PreparedImage {
 // Preprocessing parameters from the model package's metadata.
 image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model);
 
-// Decodes (JPEG at the smallest DCT scale that still serves the resize) and preprocesses.
+// Decodes (JPEG at the smallest DCT scale that still serves the resize) and preprocesses. The
+// decoded pixels are dropped (a queued call holds only the model input), except that with a
+// non-zero `keep_photo_at` a decode at least that large is kept, downscaled to exactly that size
+// (Explain draws its overlay on it).
 absl::StatusOr<PreparedImage> PrepareImage(const engine::Model& model, absl::string_view bytes,
-                                           const ImageLimits& limits);
+                                           const ImageLimits& limits,
+                                           OutputSize keep_photo_at = {});
 
 // The k most probable classes, highest first (ties by lower index).
 std::vector<cropshield::v1::Prediction> TopK(absl::Span<const float> probabilities, int k,

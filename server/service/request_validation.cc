@@ -1,9 +1,12 @@
 #include "server/service/request_validation.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/image/decode.h"
 
 namespace cropshield::service {
 
@@ -15,6 +18,23 @@ absl::Status CheckImageSize(absl::string_view bytes, const ImageLimits& limits) 
     return absl::InvalidArgumentError(
         absl::StrCat("image is ", bytes.size(), " bytes, over the limit of ",
                      limits.max_image_bytes, " bytes (--max_image_bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRequestId(absl::string_view request_id) {
+  if (request_id.size() > kMaxRequestIdLength) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id is ", request_id.size(),
+                                                   " characters, over the limit of ",
+                                                   kMaxRequestIdLength));
+  }
+  for (size_t i = 0; i < request_id.size(); ++i) {
+    const auto c = static_cast<unsigned char>(request_id[i]);
+    if (c < 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "request_id may hold printable ASCII only (0x20-0x7e); byte ", i, " is 0x",
+          absl::Hex(c, absl::kZeroPad2)));
+    }
   }
   return absl::OkStatus();
 }
@@ -44,8 +64,11 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
       const auto& labels = metadata.labels();
       auto it = std::find(labels.begin(), labels.end(), request.class_label());
       if (it == labels.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "class_label '", request.class_label(), "' is not a label of model ", metadata.name()));
+        // The echo is bounded and escaped: the label is the caller's text.
+        return absl::InvalidArgumentError(
+            absl::StrCat("class_label '", absl::CHexEscape(request.class_label().substr(0, 64)),
+                         request.class_label().size() > 64 ? "..." : "",
+                         "' is not a label of model ", metadata.name()));
       }
       plan.target_class = static_cast<int>(it - labels.begin());
       break;
@@ -111,6 +134,55 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
   if (!out.overlay() && !out.heatmap_png()) out.clear_colormap();
   CS_ASSIGN_OR_RETURN(plan.top_k, ResolveTopK(request.top_k(), classes));
   return plan;
+}
+
+OutputSize ExplainOutputSize(int photo_width, int photo_height, int64_t max_output_pixels) {
+  const int64_t pixels = int64_t{photo_width} * photo_height;
+  if (pixels <= max_output_pixels || max_output_pixels <= 0) return {photo_width, photo_height};
+  const double scale = std::sqrt(static_cast<double>(max_output_pixels) / pixels);
+  OutputSize size{std::max(1, static_cast<int>(photo_width * scale)),
+                  std::max(1, static_cast<int>(photo_height * scale))};
+  // Rounding down keeps the product within the cap but for sides clamped to 1.
+  while (size.pixels() > max_output_pixels && size.width > 1) --size.width;
+  while (size.pixels() > max_output_pixels && size.height > 1) --size.height;
+  return size;
+}
+
+absl::StatusOr<OutputSize> PlanExplainOutputs(const ExplainPlan& plan, absl::string_view image,
+                                              const ImageLimits& limits) {
+  CS_ASSIGN_OR_RETURN(image::ImageInfo info, image::ProbeImage(image));
+  const int64_t pixels = int64_t{info.width} * info.height;
+  if (pixels > limits.max_image_pixels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "image is ", info.width, "x", info.height, " = ", pixels, " pixels, over the limit of ",
+        limits.max_image_pixels, " (--max_image_pixels)"));
+  }
+  const bool transposed = info.orientation >= 5;  // EXIF 5-8 swap width and height
+  const OutputSize size =
+      ExplainOutputSize(transposed ? info.height : info.width,
+                        transposed ? info.width : info.height, limits.explain_max_output_pixels);
+  constexpr int kMaxJpegSide = 65500;  // TurboJPEG's limit
+  const ExplainOutputs& o = plan.outputs;
+  if (o.overlay() && o.overlay_encoding() == cropshield::v1::IMAGE_ENCODING_JPEG &&
+      std::max(size.width, size.height) > kMaxJpegSide) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a JPEG overlay of ", size.width, "x", size.height, " pixels is over JPEG's limit of ",
+        kMaxJpegSide, " per side; ask for a PNG overlay"));
+  }
+  return size;
+}
+
+int64_t EstimateExplainBytes(const ExplainPlan& plan, OutputSize size) {
+  const ExplainOutputs& o = plan.outputs;
+  // Per output pixel. Encoded outputs are counted at their raw size (an upper bound for PNG of
+  // noise), each response byte three times: the message, the cache's serialized copy and gRPC's.
+  int64_t per_pixel = 0;
+  if (o.image_map()) per_pixel += 4 * 3;
+  if (o.heatmap_png()) per_pixel += 4 + 4 * 3;      // RGBA buffer + PNG
+  if (o.overlay()) per_pixel += 3 + 3 + 3 * 3;      // photo + blend + encoded
+  if (per_pixel > 0) per_pixel += sizeof(float) + 1;  // the map placed on the photo (values, seen)
+  constexpr int64_t kFixed = 1 << 20;  // feature map, predictions, protobuf overhead
+  return kFixed + per_pixel * size.pixels();
 }
 
 std::string ExplainCacheVariant(const ExplainPlan& plan) {

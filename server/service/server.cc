@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <limits>
 #include <cstdint>
 #include <utility>
 
@@ -22,6 +23,28 @@ namespace {
 // gRPC's channel arguments are ints; longer durations are clamped rather than wrapped.
 int MillisecondsForChannelArg(absl::Duration duration) {
   return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(duration), 0, INT_MAX));
+}
+
+}  // namespace
+
+namespace {
+
+// Bounds on what any one peer's connections and calls can make gRPC hold (hostile clients).
+void ApplyConnectionLimits(const ServerOptions& options, grpc::ServerBuilder* builder) {
+  builder->SetMaxSendMessageSize(static_cast<int>(
+      std::clamp<int64_t>(options.max_send_message_bytes, 1, std::numeric_limits<int>::max())));
+  if (options.grpc_memory_quota_bytes > 0) {
+    grpc::ResourceQuota quota("cropshield-server");
+    quota.Resize(static_cast<size_t>(options.grpc_memory_quota_bytes));
+    builder->SetResourceQuota(quota);
+  }
+  if (options.max_connection_idle > absl::ZeroDuration()) {
+    builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                                MillisecondsForChannelArg(options.max_connection_idle));
+  }
+  builder->AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                              MillisecondsForChannelArg(options.handshake_timeout));
 }
 
 }  // namespace
@@ -113,6 +136,7 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
   }
   builder.AddListeningPort(options.address, credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  ApplyConnectionLimits(options, &builder);
   if (options.max_concurrent_streams > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   }

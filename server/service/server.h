@@ -32,6 +32,17 @@ namespace cropshield::service {
 struct ServerOptions {
   std::string address = "0.0.0.0:50051";
   int64_t max_message_bytes = 16 << 20;
+  // Largest response gRPC sends; larger ones fail with RESOURCE_EXHAUSTED.
+  int64_t max_send_message_bytes = 64 << 20;
+  // Memory gRPC's transport may use for all connections together (read buffers, HPACK tables);
+  // beyond it gRPC pushes back on readers and refuses new connections. <= 0: gRPC's default.
+  int64_t grpc_memory_quota_bytes = int64_t{1} << 30;
+  // Connections with no call in flight for this long are closed (GOAWAY); zero: never.
+  absl::Duration max_connection_idle = absl::Minutes(5);
+  // Largest request metadata (headers) accepted, HPACK-decoded.
+  int max_metadata_bytes = 16 << 10;
+  // A new connection must finish its handshake (TLS and HTTP/2 preface) within this.
+  absl::Duration handshake_timeout = absl::Seconds(10);
   ServiceOptions service;
   // TLS: PEM contents (not paths). With a certificate and key the port serves TLS only; with a
   // client CA as well, clients must present a certificate that CA signed (mutual TLS).

@@ -1,5 +1,6 @@
 #include "server/service/admin_auth.h"
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -14,15 +15,73 @@ AdminPolicy TokenPolicy(std::string token) {
   return policy;
 }
 
-TEST(AdminAuthTest, WithoutTokenOnlyLoopbackIsAdmitted) {
-  const AdminPolicy open;
-  EXPECT_TRUE(AuthorizeAdmin(open, "", "ipv4:127.0.0.1:40000").ok());
-  EXPECT_TRUE(AuthorizeAdmin(open, "", "ipv6:[::1]:40000").ok());
-  EXPECT_TRUE(AuthorizeAdmin(open, "", "unix:/tmp/socket").ok());
-  EXPECT_EQ(AuthorizeAdmin(open, "", "ipv4:10.1.2.3:40000").code(),
+TEST(AdminAuthTest, WithNothingConfiguredEveryoneIsRefusedLoopbackIncluded) {
+  const AdminPolicy none;
+  EXPECT_FALSE(AdminEnabled(none));
+  EXPECT_EQ(DescribeAdminPolicy(none), "disabled");
+  for (const char* peer : {"ipv4:127.0.0.1:40000", "ipv6:[::1]:40000", "unix:/tmp/socket",
+                           "ipv4:10.1.2.3:40000"}) {
+    absl::Status status = AuthorizeAdmin(none, "Bearer anything", peer);
+    EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << peer;
+    EXPECT_NE(std::string(status.message()).find("--admin_trust_loopback"), std::string::npos);
+  }
+}
+
+TEST(AdminAuthTest, ExplicitLoopbackTrustAdmitsOnlyLoopback) {
+  AdminPolicy loopback;
+  loopback.trust_loopback = true;
+  EXPECT_EQ(DescribeAdminPolicy(loopback), "loopback");
+  EXPECT_TRUE(AuthorizeAdmin(loopback, "", "ipv4:127.0.0.1:40000").ok());
+  EXPECT_TRUE(AuthorizeAdmin(loopback, "", "ipv6:[::1]:40000").ok());
+  EXPECT_TRUE(AuthorizeAdmin(loopback, "", "unix:/tmp/socket").ok());
+  EXPECT_EQ(AuthorizeAdmin(loopback, "", "ipv4:10.1.2.3:40000").code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(AuthorizeAdmin(open, "Bearer anything", "ipv6:[2001:db8::1]:40000").code(),
+  EXPECT_EQ(AuthorizeAdmin(loopback, "Bearer anything", "ipv6:[2001:db8::1]:40000").code(),
             absl::StatusCode::kPermissionDenied);
+  // With a token as well, remote callers still need it.
+  loopback.token = "t0ken";
+  EXPECT_EQ(DescribeAdminPolicy(loopback), "token+loopback");
+  EXPECT_TRUE(AuthorizeAdmin(loopback, "", "ipv4:127.0.0.1:1").ok());
+  EXPECT_TRUE(AuthorizeAdmin(loopback, "Bearer t0ken", "ipv4:10.1.2.3:1").ok());
+  EXPECT_FALSE(AuthorizeAdmin(loopback, "", "ipv4:10.1.2.3:1").ok());
+}
+
+class ReadAdminTokenTest : public ::testing::Test {
+ protected:
+  std::string WriteTokenFile(const std::string& contents) {
+    const std::string path = ::testing::TempDir() + "/admin_token_test";
+    std::ofstream(path, std::ios::trunc) << contents;
+    return path;
+  }
+};
+
+TEST_F(ReadAdminTokenTest, NothingConfiguredIsNoToken) {
+  absl::StatusOr<std::string> token = ReadAdminToken("", nullptr);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "");
+}
+
+TEST_F(ReadAdminTokenTest, FileWinsOverEnvironmentAndLosesTrailingWhitespace) {
+  absl::StatusOr<std::string> token = ReadAdminToken(WriteTokenFile("s3cret \r\n"), "from-env");
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "s3cret");
+  token = ReadAdminToken("", "from-env\n");
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(*token, "from-env");
+}
+
+TEST_F(ReadAdminTokenTest, EmptyOrWhitespaceTokensAreRefused) {
+  for (const char* contents : {"", "\n", "   \n", "\t \r\n"}) {
+    absl::StatusOr<std::string> token = ReadAdminToken(WriteTokenFile(contents), "from-env");
+    EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument) << "[" << contents << "]";
+    token = ReadAdminToken("", contents);
+    EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument) << "[" << contents << "]";
+  }
+}
+
+TEST_F(ReadAdminTokenTest, MissingFileIsNotFound) {
+  EXPECT_EQ(ReadAdminToken("/nonexistent/admin_token", nullptr).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(AdminAuthTest, WithTokenTheBearerMustMatchFromAnyPeer) {

@@ -89,8 +89,12 @@ struct Options {
   RetryPolicy retry;
   TlsOptions tls;
   // Admin token sent as `authorization: Bearer <token>` with ClearCache and ReloadModel; empty:
-  // none (the server then admits admin calls only from loopback and only without its own token).
+  // none (the server then admits admin calls only if started with --admin_trust_loopback, from
+  // loopback, or by client certificate). Create refuses a token on a plaintext channel to a target
+  // that is not loopback (IsLoopbackTarget) unless allow_plaintext_token is set: anyone on the
+  // path could read it.
   std::string admin_token;
+  bool allow_plaintext_token = false;
   // Largest response accepted (Explain overlays of large photos are several MiB) and largest
   // request sent; -1: unlimited.
   int max_receive_message_bytes = 64 << 20;
@@ -110,6 +114,10 @@ struct Options {
   std::map<std::string, int> int_channel_args;
   std::map<std::string, std::string> string_channel_args;
 };
+
+// True when every address `target` names is on this host: unix sockets, "localhost", 127.0.0.0/8
+// and ::1, with or without a "dns:///", "ipv4:" or "ipv6:" scheme.
+bool IsLoopbackTarget(absl::string_view target);
 
 // Per-call settings.
 struct CallOptions {
