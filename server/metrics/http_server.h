@@ -1,22 +1,52 @@
-// A small HTTP/1.1 server for the metrics endpoint: one acceptor thread and a few connection
-// threads, all plain std::threads with the default stack size, one request per connection
-// (every response says "Connection: close").
+// A small HTTP/1.1 server for the metrics endpoint (/metrics for Prometheus, /healthz for the
+// liveness probe) that idle or slow connections cannot starve (issue #20).
 //
+// Design: one event-loop thread ("metrics-http") owns every socket: a non-blocking listen socket
+// and non-blocking connections watched with epoll (level-triggered). Each connection is a small
+// state machine:
+//   reading  the request head, without blocking, until "\r\n\r\n"; at most header_timeout from
+//            accept (then 408), at most max_request_bytes (then 431);
+//   handling a complete GET/HEAD waits for or runs on a handler thread (others get 400/405 from
+//            the loop at once);
+//   writing  the response, non-blocking, at most send_timeout;
+//   lingering after a half-close, briefly reads what the client still sends, so the close does
+//            not reset the response away; then the socket is closed.
+// There is no keep-alive: every response says "Connection: close".
+//
+// Limits that keep the endpoint answering under a flood:
+//   * per peer address at most max_connections_per_peer connections; more are closed at once;
+//   * at most max_connections in all (clamped at Start to half of RLIMIT_NOFILE's soft limit):
+//     a new connection beyond it makes room by dropping the OLDEST connection still reading its
+//     head (then the oldest lingering, then the oldest writing one), so a flood cannot lock out a
+//     probe, whose head arrives within milliseconds of its accept; only when every connection is
+//     a request being handled is the new one closed at once. Running out of descriptors in
+//     accept(2) drops the oldest the same way (or pauses accepting for 50 ms if none can go);
+//   * complete requests waiting for a handler thread: at most max_queued_requests, more get 503.
+// Handlers run on a small fixed pool (handler_threads), not on the loop: rendering /metrics of a
+// large registry takes milliseconds, and a slow or stuck handler must never stop the loop from
+// accepting, reading heads and timing connections out. Handlers being fast, a couple of threads
+// suffice; a stuck pool shows as 503s (queue full), which is what a liveness probe should see.
+//
+// Why not cpp-httplib (Debian's libcpp-httplib-dev 0.11): it serves each connection on a thread
+// pool thread that blocks in read(2) until its read timeout, so a few idle sockets per pool thread
+// exhaust it: the same starvation this server had with its 2 connection threads.
 // Why not prometheus-cpp's Exposer: its civetweb threads ask pthread_create for 100 KiB stacks,
 // which cannot hold the static TLS of CUDA libtorch's libraries, so in a CUDA build the Exposer
-// fails to start (see shared/gpu/README.md, pitfall 4). Threads here never set a stack size.
+// fails to start (see shared/gpu/README.md, pitfall 4). Every thread here is a plain std::thread
+// with the default stack size; never pass pthread attributes with a stack size.
 //
 // Scope: GET and HEAD of small resources for scrapers and probes. Request bodies are not read;
-// requests whose head exceeds max_request_bytes get 431, malformed ones 400, other methods 405.
-// Connections beyond what the threads and the pending queue can take get 503 at once.
+// malformed requests get 400, other methods 405.
 //
-// Thread-safety: the handler is called on the connection threads, possibly concurrently, and must
-// be thread-safe. port() may be called from any thread; Shutdown (also run by the destructor) from
-// one thread, not from the handler.
+// Thread-safety: the handler is called on the handler threads, possibly concurrently, and must be
+// thread-safe. port() and max_connections() may be called from any thread; Shutdown (also run by
+// the destructor) from one thread, not from the handler. All socket state belongs to the loop
+// thread; the loop and the handler threads share only the job and completion queues (mu_).
 #ifndef CROPSHIELD_SERVER_METRICS_HTTP_SERVER_H_
 #define CROPSHIELD_SERVER_METRICS_HTTP_SERVER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -59,10 +89,13 @@ class HttpServer {
     // host:port; "[v6addr]:port" for IPv6; an empty host binds every address. Port 0 picks a free
     // port (see port()).
     std::string address = "0.0.0.0:9464";
-    int threads = 2;                      // connection threads (>= 1)
-    size_t max_pending = 16;              // accepted connections waiting for a thread (>= 1)
-    size_t max_request_bytes = 16 << 10;  // request line + headers
-    absl::Duration io_timeout = absl::Seconds(10);  // to receive the head or send the response
+    int handler_threads = 2;              // threads that run the handler (>= 1)
+    size_t max_queued_requests = 64;      // complete requests waiting for a handler; more: 503
+    size_t max_request_bytes = 16 << 10;  // request line + headers; more: 431 (>= 64)
+    absl::Duration header_timeout = absl::Seconds(2);  // accept to complete head; then 408
+    absl::Duration send_timeout = absl::Seconds(10);   // to send a response; then closed
+    size_t max_connections = 1024;         // open at once, all peers (see the top of this file)
+    size_t max_connections_per_peer = 16;  // open at once from one IP address; more closed
   };
 
   // Binds and listens (errors such as "address in use" come back as UNAVAILABLE; a malformed
@@ -74,29 +107,55 @@ class HttpServer {
 
   // The port actually bound.
   int port() const { return port_; }
+  // Options::max_connections after clamping to RLIMIT_NOFILE.
+  size_t max_connections() const { return max_connections_; }
 
-  // Stops accepting, interrupts waiting reads, lets a handler already running finish and joins
-  // the threads. Idempotent.
+  // Stops accepting, closes every connection, lets handlers already running finish and joins the
+  // threads. Idempotent.
   void Shutdown();
 
  private:
+  class Loop;  // the event loop's state and logic (http_server.cc); loop thread only
+
+  // A complete request for the handler threads; `id` names the connection in the loop.
+  struct Job {
+    uint64_t id = 0;
+    HttpRequest request;
+    bool include_body = true;  // false for HEAD
+  };
+  // A serialized response for connection `id`.
+  struct Completion {
+    uint64_t id = 0;
+    std::string bytes;
+  };
+
   HttpServer(Options options, Handler handler);
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !pending_.empty(); }
-  void AcceptLoop();
-  void ConnectionLoop();
-  void Serve(int fd);
+  absl::Status Listen();
+  bool HasJobOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !jobs_.empty();
+  }
+  // Called by the loop: queues `job`; false when max_queued_requests are waiting already.
+  bool Enqueue(Job job) ABSL_LOCKS_EXCLUDED(mu_);
+  // Called by the loop: the responses handlers finished since the last call; sets *stopping.
+  std::vector<Completion> TakeCompletions(bool* stopping) ABSL_LOCKS_EXCLUDED(mu_);
+  void RunHandlers() ABSL_LOCKS_EXCLUDED(mu_);  // a handler thread's body
+  std::string Handle(const Job& job) const;  // the handler's serialized response (500 if it throws)
+  void WakeLoop() const;
 
   const Options options_;
   const Handler handler_;
+  size_t max_connections_ = 0;
   int listen_fd_ = -1;
-  int wake_fds_[2] = {-1, -1};  // a pipe; its read end becomes readable on Shutdown
+  int wake_fd_ = -1;  // an eventfd the loop watches: completions and Shutdown write to it
   int port_ = 0;
+  std::unique_ptr<Loop> loop_;  // touched by the loop thread only while it runs
   mutable absl::Mutex mu_;
-  std::deque<int> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<Job> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread acceptor_;
-  std::vector<std::thread> workers_;
-  bool shut_down_ = false;
+  std::thread loop_thread_;
+  std::vector<std::thread> handler_threads_;
+  bool shut_down_ = false;  // Shutdown's own state: one caller thread
 };
 
 // "OK", "Not Found", ... for the status codes this server uses; "Unknown" otherwise.
