@@ -21,7 +21,11 @@ Checks on every rendered variant:
   * the image is the one the Dockerfile of that variant is tagged (ref.name label): cpu for base,
     cuda for overlays whose flags say --device=cuda, which must also request nvidia.com/gpu;
   * non-root: runAsNonRoot, runAsUser = the Dockerfile's USER, readOnlyRootFilesystem, no privilege
-    escalation, a writable /tmp; the admin token comes from a Secret (env or --admin_token_file);
+    escalation, a writable /tmp;
+  * admin: --admin_token_file is a file of a mounted Secret that is required (not optional: true;
+    not the CROPSHIELD_ADMIN_TOKEN environment variable); --admin_trust_loopback is not true;
+  * a NetworkPolicy selects the pods for Ingress, admits the gRPC port, and admits the metrics port
+    only from selected sources (every rule that opens it has a `from` with label selectors);
   * every Service's selector matches the pod labels and its targetPorts exist on the container;
     a headless Service (clusterIP: None) exposes the gRPC port;
   * the ServiceMonitor selects exactly one Service, scrapes a port name of that Service at /metrics,
@@ -328,6 +332,115 @@ def sleep_seconds(handler):
     return 0
 
 
+TRUE_BOOLS = ("true", "t", "yes", "y", "1")
+
+
+def admin_problems(container, pod_spec, flag_value):
+    """The admin token is a file of a required, mounted Secret; no loopback trust."""
+    problems = []
+    token_env = next((e for e in container.get("env", []) if e["name"] == "CROPSHIELD_ADMIN_TOKEN"), None)
+    if token_env is not None:
+        problems.append("CROPSHIELD_ADMIN_TOKEN is set in the environment: mount the Secret as a file "
+                        "and point --admin_token_file at it (an optional Secret there starts the "
+                        "server without a token)")
+    token_file = flag_value("admin_token_file")
+    if not token_file:
+        problems.append("no admin token: no --admin_token_file in a mounted Secret")
+    else:
+        mount, volume = mounted_volume(container, pod_spec, token_file)
+        secret = volume.get("secret") if volume else None
+        if secret is None:
+            problems.append(f"--admin_token_file={token_file} is not in a mounted Secret")
+        else:
+            name = secret.get("secretName")
+            if secret.get("optional"):
+                problems.append(f"admin token Secret {name} is optional: the pod would start without "
+                                "the token; it must be required (no optional: true)")
+            key = token_file[len(mount["mountPath"].rstrip("/")) + 1:]
+            paths = [item.get("path") for item in secret.get("items", [])]
+            if paths and key not in paths:
+                problems.append(f"--admin_token_file={token_file}: Secret volume {volume['name']} "
+                                f"projects {paths}, not {key}")
+    trust = flag_value("admin_trust_loopback") or "false"
+    if trust.lower() in TRUE_BOOLS:
+        problems.append(f"--admin_trust_loopback={trust}: admits admin RPCs from any loopback peer "
+                        "without credentials (a sidecar, kubectl port-forward); never in manifests")
+    return problems
+
+
+def selector_matches(selector, labels):
+    """A LabelSelector (matchLabels, matchExpressions) against labels; {} matches everything."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        if ((op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values)
+                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels)):
+            return False
+    return True
+
+
+def rule_allows_port(rule, number, container):
+    """Whether a NetworkPolicy ingress rule admits TCP `number` (no ports: every port)."""
+    ports = rule.get("ports")
+    if not ports:
+        return True
+    for p in ports:
+        if p.get("protocol", "TCP") != "TCP":
+            continue
+        if p.get("port") is None:
+            return True
+        start = resolve_port(container, p["port"])
+        if start is not None and start <= number <= p.get("endPort", start):
+            return True
+    return False
+
+
+def open_peers(rule):
+    """Descriptions of a rule's sources that admit anyone: no `from`, a peer without any label
+    selector (every pod of a namespace-wide or cluster-wide selector), or an ipBlock of /0."""
+    peers = rule.get("from")
+    if not peers:
+        return ["no `from`: every source"]
+    out = []
+    for peer in peers:
+        if "ipBlock" in peer:
+            if peer["ipBlock"].get("cidr", "").endswith("/0"):
+                out.append(f"ipBlock {peer['ipBlock'].get('cidr')}")
+            continue
+        selectors = [peer.get("namespaceSelector") or {}, peer.get("podSelector") or {}]
+        if not any(s.get("matchLabels") or s.get("matchExpressions") for s in selectors):
+            out.append(f"peer {peer} selects every pod")
+    return out
+
+
+def network_policy_problems(resources, container, pod_labels, grpc_port, metrics_port):
+    """Ingress NetworkPolicies that select the server pods (their rules add up) must admit the gRPC
+    port and admit the metrics port only from selected sources (monitoring)."""
+    policies = [r for r in resources if r.get("kind") == "NetworkPolicy"
+                and selector_matches(r.get("spec", {}).get("podSelector") or {}, pod_labels)
+                and "Ingress" in r["spec"].get("policyTypes", ["Ingress"])]
+    if not policies:
+        return [f"no NetworkPolicy selects the server pods for Ingress: anyone who reaches a pod "
+                f"reaches the metrics port {metrics_port} (liveness /healthz)"]
+    rules = [(p["metadata"]["name"], rule) for p in policies for rule in p["spec"].get("ingress") or []]
+    problems = []
+    if grpc_port is not None and not any(rule_allows_port(r, grpc_port, container) for _, r in rules):
+        problems.append(f"NetworkPolicy: no ingress rule admits the gRPC port {grpc_port}")
+    if metrics_port is None:
+        return problems
+    metrics_rules = [(n, r) for n, r in rules if rule_allows_port(r, metrics_port, container)]
+    if not metrics_rules:
+        problems.append(f"NetworkPolicy: no ingress rule admits the metrics port {metrics_port} "
+                        "(Prometheus cannot scrape)")
+    for name, rule in metrics_rules:
+        for peer in open_peers(rule):
+            problems.append(f"NetworkPolicy {name}: the metrics port {metrics_port} is open to every "
+                            f"source ({peer}); admit it from monitoring only (namespaceSelector and "
+                            "podSelector of Prometheus)")
+    return problems
+
+
 def validate(variant, resources, ctx):
     errors = []
 
@@ -536,17 +649,11 @@ def validate(variant, resources, ctx):
         err("capabilities are not dropped (drop: [ALL])")
     if not any(vm["mountPath"] == "/tmp" for vm in container.get("volumeMounts", [])):
         err("no writable /tmp volume with a read-only root filesystem")
-    token_env = next((e for e in container.get("env", []) if e["name"] == "CROPSHIELD_ADMIN_TOKEN"), None)
-    token_file = flag_value("admin_token_file")
-    if token_env is not None:
-        if "secretKeyRef" not in token_env.get("valueFrom", {}):
-            err("CROPSHIELD_ADMIN_TOKEN is not taken from a Secret (valueFrom.secretKeyRef)")
-    elif token_file:
-        volume = mounted_volume(container, pod_spec, token_file)[1]
-        if not volume or "secret" not in volume:
-            err(f"--admin_token_file={token_file} is not in a mounted Secret")
-    else:
-        err("no admin token: neither CROPSHIELD_ADMIN_TOKEN from a Secret nor --admin_token_file")
+    errors += [f"{variant}: {e}" for e in admin_problems(container, pod_spec, flag_value)]
+
+    # NetworkPolicy: gRPC open to clients, metrics only to monitoring.
+    errors += [f"{variant}: {e}" for e in network_policy_problems(resources, container, pod_labels,
+                                                                  grpc_port, metrics_port)]
 
     # Services.
     services = [r for r in resources if r.get("kind") == "Service"]
