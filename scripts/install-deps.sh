@@ -10,7 +10,7 @@ build_packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   prometheus-cpp-dev libopencv-dev libturbojpeg0-dev libpng-dev libwebp-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtcmalloc-minimal4
-  prometheus python3-grpcio python3-grpc-tools python3-protobuf python3-xxhash python3-yaml
+  prometheus python3-grpcio python3-grpc-tools python3-protobuf python3-xxhash python3-yaml python3-h2
   procps curl openssl clang libclang-rt-14-dev
 )
 
