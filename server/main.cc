@@ -90,7 +90,7 @@ ABSL_FLAG(int64_t, explain_render_budget_bytes, 512 << 20,
 ABSL_FLAG(int, max_response_send_ms, 30000,
           "A finished call whose response the client has not taken this long after it was ready "
           "is cancelled, releasing its memory (clients that never read).");
-ABSL_FLAG(int64_t, grpc_memory_quota_bytes, int64_t{1} << 30,
+ABSL_FLAG(int64_t, grpc_memory_quota_bytes, 256 << 20,
           "Memory gRPC's transport may use for all connections together; 0: gRPC's default.");
 ABSL_FLAG(int, max_connection_idle_ms, 300000,
           "Close client connections with no call in flight for this long; 0: never.");

@@ -36,7 +36,7 @@ struct ServerOptions {
   int64_t max_send_message_bytes = 64 << 20;
   // Memory gRPC's transport may use for all connections together (read buffers, HPACK tables);
   // beyond it gRPC pushes back on readers and refuses new connections. <= 0: gRPC's default.
-  int64_t grpc_memory_quota_bytes = int64_t{1} << 30;
+  int64_t grpc_memory_quota_bytes = 256 << 20;
   // Connections with no call in flight for this long are closed (GOAWAY); zero: never.
   absl::Duration max_connection_idle = absl::Minutes(5);
   // Largest request metadata (headers) accepted, HPACK-decoded.
