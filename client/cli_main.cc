@@ -404,7 +404,8 @@ int ClearCache() {
   if (!absl::GetFlag(FLAGS_model_name).empty() || absl::GetFlag(FLAGS_model_version) != 0) {
     *request.mutable_model() = ModelFromFlags();
   }
-  absl::StatusOr<cropshield::v1::ClearCacheResponse> result = MakeClient(absl::ZeroDuration(), 0, /*admin=*/true)->ClearCache(request);
+  absl::StatusOr<cropshield::v1::ClearCacheResponse> result =
+      MakeClient(absl::ZeroDuration(), 0, /*admin=*/true)->ClearCache(request);
   if (!result.ok()) return Fail("clear-cache", result.status());
   const cropshield::v1::ClearCacheResponse& response = *result;
   if (absl::GetFlag(FLAGS_json)) {

@@ -38,7 +38,8 @@ void ExpiryWatch::Forget(const void* key) {
     const void* const* running;
     const void* key;
   } wait{&running_, key};
-  mu_.Await(absl::Condition(+[](NotRunning* w) { return *w->running != w->key; }, &wait));
+  mu_.Await(absl::Condition(
+      +[](NotRunning* w) { return *w->running != w->key; }, &wait));
 }
 
 bool ExpiryWatch::TakeExpired(const void** key, std::function<void()>* action) {

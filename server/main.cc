@@ -193,7 +193,8 @@ int Run() {
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
-  options.grpc_memory_quota_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_grpc_memory_quota_bytes));
+  options.grpc_memory_quota_bytes =
+      std::max<int64_t>(0, absl::GetFlag(FLAGS_grpc_memory_quota_bytes));
   options.max_connection_idle =
       absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_max_connection_idle_ms)));
   options.service.limits.explain_max_output_pixels =

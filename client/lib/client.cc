@@ -79,7 +79,8 @@ bool IsLoopbackTarget(absl::string_view target) {
   absl::string_view addresses = target;
   if (absl::ConsumePrefix(&addresses, "dns:")) {
     // dns:host:port, dns:///host:port or dns://resolver/host:port
-    if (absl::ConsumePrefix(&addresses, "//")) addresses = addresses.substr(addresses.find('/') + 1);
+    if (absl::ConsumePrefix(&addresses, "//"))
+      addresses = addresses.substr(addresses.find('/') + 1);
   } else if (!absl::ConsumePrefix(&addresses, "ipv4:")) {
     absl::ConsumePrefix(&addresses, "ipv6:");
   }

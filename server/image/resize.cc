@@ -1,16 +1,15 @@
 #include "server/image/resize.h"
 
+#include <exception>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
-
-#include <exception>
 
 #include "absl/strings/str_cat.h"
 
 namespace cropshield::image {
 
-absl::StatusOr<std::vector<uint8_t>> ResizeRgb(absl::Span<const uint8_t> rgb, int width,
-                                               int height, int out_width, int out_height) {
+absl::StatusOr<std::vector<uint8_t>> ResizeRgb(absl::Span<const uint8_t> rgb, int width, int height,
+                                               int out_width, int out_height) {
   if (width <= 0 || height <= 0 || out_width <= 0 || out_height <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("resize: sizes must be positive, got ", width,
                                                    "x", height, " -> ", out_width, "x",

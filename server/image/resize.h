@@ -17,8 +17,8 @@ namespace cropshield::image {
 // usual choice for shrinking; bilinear when enlarging). Equal sizes return a copy.
 // INVALID_ARGUMENT for non-positive sizes or rgb.size() != width*height*3; INTERNAL if OpenCV
 // fails.
-absl::StatusOr<std::vector<uint8_t>> ResizeRgb(absl::Span<const uint8_t> rgb, int width,
-                                               int height, int out_width, int out_height);
+absl::StatusOr<std::vector<uint8_t>> ResizeRgb(absl::Span<const uint8_t> rgb, int width, int height,
+                                               int out_width, int out_height);
 
 }  // namespace cropshield::image
 

@@ -61,7 +61,8 @@ absl::StatusOr<std::string> ReadAdminToken(const std::string& token_file, const 
   std::string source;
   if (!token_file.empty()) {
     std::ifstream in(token_file);
-    if (!in) return absl::NotFoundError(absl::StrCat("--admin_token_file: cannot open ", token_file));
+    if (!in)
+      return absl::NotFoundError(absl::StrCat("--admin_token_file: cannot open ", token_file));
     std::getline(in, token);
     source = absl::StrCat("--admin_token_file ", token_file);
   } else if (env_value != nullptr) {
@@ -72,9 +73,10 @@ absl::StatusOr<std::string> ReadAdminToken(const std::string& token_file, const 
   }
   absl::StripTrailingAsciiWhitespace(&token);
   if (token.empty() || absl::StripLeadingAsciiWhitespace(token).empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, " holds an empty admin token; refusing to start (unset it to disable token "
-                "admission)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source,
+                     " holds an empty admin token; refusing to start (unset it to disable token "
+                     "admission)"));
   }
   return token;
 }

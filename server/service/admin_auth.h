@@ -28,9 +28,10 @@ struct AdminPolicy {
 // Admits an admin call when its bearer token matches `policy.token` (compared in constant time),
 // when one of `verified_identities` (from a client certificate the TLS layer verified) is on
 // `policy.client_identities`, or when `policy.trust_loopback` is set and the peer is loopback.
-// With none of the three configured every admin call is refused. `authorization` is the call's "authorization" metadata (empty when absent); `peer`
-// is grpc's peer string ("ipv4:127.0.0.1:5555", "ipv6:[::1]:5555", "unix:..."). PERMISSION_DENIED
-// otherwise, with a message that never echoes the token.
+// With none of the three configured every admin call is refused. `authorization` is the call's
+// "authorization" metadata (empty when absent); `peer` is grpc's peer string
+// ("ipv4:127.0.0.1:5555", "ipv6:[::1]:5555", "unix:..."). PERMISSION_DENIED otherwise, with a
+// message that never echoes the token.
 absl::Status AuthorizeAdmin(const AdminPolicy& policy, absl::string_view authorization,
                             absl::string_view peer,
                             absl::Span<const std::string> verified_identities = {});

@@ -187,9 +187,8 @@ absl::StatusOr<std::unique_ptr<CropShieldServiceImpl>> CropShieldServiceImpl::Cr
   }
   metrics::ServerMetrics::Options metrics_options;
   metrics_options.rpcs = {"Predict", "Explain", "ClearCache", "Stats", "ReloadModel"};
-  metrics_options.queues = {"executor",      "explain_batcher", "predict_batcher",
-                            "inflight",      "request_bytes",   "explain_render_bytes",
-                            "send_timeout"};
+  metrics_options.queues = {"executor",      "explain_batcher",      "predict_batcher", "inflight",
+                            "request_bytes", "explain_render_bytes", "send_timeout"};
   metrics_options.batchers = {"explain", "predict"};
   metrics_options.max_batch_size = std::max(options.explain_max_batch_size, options.max_batch_size);
   auto server_metrics =
@@ -348,9 +347,9 @@ std::shared_ptr<CallState> CropShieldServiceImpl::StartCall(Rpc rpc,
   calls_started_.fetch_add(1, std::memory_order_relaxed);
   // Deletes itself in OnDone.
   auto* reactor = new CallReactor(context, send_watch_.get(), metrics_.get());
-  return std::make_shared<CallState>(CallState{rpc, context, reactor,
-                                               options_.retry_pushback_ms, Stopwatch(), &stats_,
-                                               &in_flight_, std::move(request_id), metrics_.get()});
+  return std::make_shared<CallState>(CallState{rpc, context, reactor, options_.retry_pushback_ms,
+                                               Stopwatch(), &stats_, &in_flight_,
+                                               std::move(request_id), metrics_.get()});
 }
 
 bool CropShieldServiceImpl::Admit(CallState& call, absl::string_view request_id) {
@@ -381,10 +380,9 @@ bool CropShieldServiceImpl::Reserve(CallState& call, ByteBudget& budget, int64_t
         absl::StrCat("this call needs ", bytes, " bytes, over the server's whole budget of ",
                      budget.capacity(), " (", flag, ")")));
   } else {
-    call.Finish(absl::ResourceExhaustedError(
-        absl::StrCat("server holds ", budget.used(), " of ", budget.capacity(), " bytes for ", what,
-                     " (", flag, "); this call needs ", bytes, "; retry after ",
-                     options_.retry_pushback_ms, " ms")));
+    call.Finish(absl::ResourceExhaustedError(absl::StrCat(
+        "server holds ", budget.used(), " of ", budget.capacity(), " bytes for ", what, " (", flag,
+        "); this call needs ", bytes, "; retry after ", options_.retry_pushback_ms, " ms")));
   }
   return false;
 }
@@ -439,8 +437,8 @@ void CropShieldServiceImpl::PrepareThenBatch(const std::shared_ptr<Job>& job,
       absl::Status alive = CheckCallAlive(job->context);
       if (!alive.ok()) return fail(job, alive);
     }
-    absl::StatusOr<PreparedImage> prepared = PrepareImage(
-        *job->model, job->request->image().data(), options_.limits, PhotoToKeep(*job));
+    absl::StatusOr<PreparedImage> prepared =
+        PrepareImage(*job->model, job->request->image().data(), options_.limits, PhotoToKeep(*job));
     if (!prepared.ok()) return fail(job, prepared.status());
     job->prepared = *std::move(prepared);
     job->batch_wait = Stopwatch();
@@ -637,9 +635,9 @@ void CropShieldServiceImpl::RunExplainBatch(std::vector<std::shared_ptr<ExplainJ
       job->inference_us = timing.backbone_us;
       job->explain_us = timing.cam_us;
       auto render = [this, job]() {
-        absl::Status rendered = RenderExplainResponse(
-            *job->model, job->plan, job->prepared, job->request->image().data(), options_.limits,
-            job->output, job->cam, job->response);
+        absl::Status rendered = RenderExplainResponse(*job->model, job->plan, job->prepared,
+                                                      job->request->image().data(), options_.limits,
+                                                      job->output, job->cam, job->response);
         if (!rendered.ok()) return FinishExplainJob(job, rendered);
         const int64_t encode_us = job->response->timing().encode_us();
         job->response->clear_timing();

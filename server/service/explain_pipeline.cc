@@ -122,13 +122,12 @@ absl::Status RenderExplainResponse(const engine::Model& model, const ExplainPlan
     SetFloatMap(cam.map.data(), cam.map_width, cam.map_height, response->mutable_feature_map());
   }
   if (out.image_map() || out.heatmap_png() || out.overlay()) {
-    CS_ASSIGN_OR_RETURN(explain::PhotoMap photo_map,
-                        explain::PlaceOnPhoto(cam.map, cam.map_width, cam.map_height,
-                                              ScaledCropBox(prepared, size), size.width,
-                                              size.height));
+    CS_ASSIGN_OR_RETURN(
+        explain::PhotoMap photo_map,
+        explain::PlaceOnPhoto(cam.map, cam.map_width, cam.map_height, ScaledCropBox(prepared, size),
+                              size.width, size.height));
     if (out.image_map()) {
-      SetFloatMap(photo_map.values.data(), size.width, size.height,
-                  response->mutable_image_map());
+      SetFloatMap(photo_map.values.data(), size.width, size.height, response->mutable_image_map());
     }
     if (out.heatmap_png()) {
       std::vector<uint8_t> rgba = explain::RenderHeatmapRgba(photo_map, ToColormap(out.colormap()));

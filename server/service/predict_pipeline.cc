@@ -34,9 +34,9 @@ absl::Status KeepPhotoAt(OutputSize size, image::DecodedImage* decoded) {
     return absl::OkStatus();
   }
   if (decoded->width == size.width && decoded->height == size.height) return absl::OkStatus();
-  CS_ASSIGN_OR_RETURN(std::vector<uint8_t> resized,
-                      image::ResizeRgb(decoded->rgb, decoded->width, decoded->height, size.width,
-                                       size.height));
+  CS_ASSIGN_OR_RETURN(
+      std::vector<uint8_t> resized,
+      image::ResizeRgb(decoded->rgb, decoded->width, decoded->height, size.width, size.height));
   decoded->rgb = std::move(resized);
   decoded->width = size.width;
   decoded->height = size.height;

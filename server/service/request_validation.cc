@@ -31,9 +31,9 @@ absl::Status CheckRequestId(absl::string_view request_id) {
   for (size_t i = 0; i < request_id.size(); ++i) {
     const auto c = static_cast<unsigned char>(request_id[i]);
     if (c < 0x20 || c > 0x7e) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "request_id may hold printable ASCII only (0x20-0x7e); byte ", i, " is 0x",
-          absl::Hex(c, absl::kZeroPad2)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("request_id may hold printable ASCII only (0x20-0x7e); byte ", i, " is 0x",
+                       absl::Hex(c, absl::kZeroPad2)));
     }
   }
   return absl::OkStatus();
@@ -178,10 +178,10 @@ int64_t EstimateExplainBytes(const ExplainPlan& plan, OutputSize size) {
   // noise), each response byte three times: the message, the cache's serialized copy and gRPC's.
   int64_t per_pixel = 0;
   if (o.image_map()) per_pixel += 4 * 3;
-  if (o.heatmap_png()) per_pixel += 4 + 4 * 3;      // RGBA buffer + PNG
-  if (o.overlay()) per_pixel += 3 + 3 + 3 * 3;      // photo + blend + encoded
+  if (o.heatmap_png()) per_pixel += 4 + 4 * 3;        // RGBA buffer + PNG
+  if (o.overlay()) per_pixel += 3 + 3 + 3 * 3;        // photo + blend + encoded
   if (per_pixel > 0) per_pixel += sizeof(float) + 1;  // the map placed on the photo (values, seen)
-  constexpr int64_t kFixed = 1 << 20;  // feature map, predictions, protobuf overhead
+  constexpr int64_t kFixed = 1 << 20;                 // feature map, predictions, protobuf overhead
   return kFixed + per_pixel * size.pixels();
 }
 

@@ -66,9 +66,9 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
 OutputSize ExplainOutputSize(int photo_width, int photo_height, int64_t max_output_pixels);
 
 // Plans the photo-sized outputs of `plan` from the image header alone, before any work: the photo
-// size (INVALID_ARGUMENT for a corrupt header or one over limits.max_image_pixels), the output size,
-// and INVALID_ARGUMENT when an asked-for output cannot be encoded at that size (a JPEG overlay side
-// over 65500 pixels).
+// size (INVALID_ARGUMENT for a corrupt header or one over limits.max_image_pixels), the output
+// size, and INVALID_ARGUMENT when an asked-for output cannot be encoded at that size (a JPEG
+// overlay side over 65500 pixels).
 absl::StatusOr<OutputSize> PlanExplainOutputs(const ExplainPlan& plan, absl::string_view image,
                                               const ImageLimits& limits);
 

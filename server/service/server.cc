@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <limits>
 #include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"

@@ -29,7 +29,8 @@ TEST(KeyedHashBytes128Test, AnotherProcessHasAnotherSecret) {
   char self[4096] = {};
   ASSERT_GT(readlink("/proc/self/exe", self, sizeof(self) - 1), 0);
   const std::string command =
-      std::string("KEYED_HASH_CHILD=1 ") + self + " --gtest_filter=KeyedHashBytes128Test."
+      std::string("KEYED_HASH_CHILD=1 ") + self +
+      " --gtest_filter=KeyedHashBytes128Test."
       "AnotherProcessHasAnotherSecret 2>/dev/null | grep -E '^[0-9a-f]{32}$'";
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);

@@ -1,6 +1,5 @@
 // The client library's refusal to send the admin token in plaintext off the host.
 #include "cropshield/client/client.h"
-
 #include "gtest/gtest.h"
 
 namespace cropshield::client {

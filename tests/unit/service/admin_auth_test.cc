@@ -19,8 +19,8 @@ TEST(AdminAuthTest, WithNothingConfiguredEveryoneIsRefusedLoopbackIncluded) {
   const AdminPolicy none;
   EXPECT_FALSE(AdminEnabled(none));
   EXPECT_EQ(DescribeAdminPolicy(none), "disabled");
-  for (const char* peer : {"ipv4:127.0.0.1:40000", "ipv6:[::1]:40000", "unix:/tmp/socket",
-                           "ipv4:10.1.2.3:40000"}) {
+  for (const char* peer :
+       {"ipv4:127.0.0.1:40000", "ipv6:[::1]:40000", "unix:/tmp/socket", "ipv4:10.1.2.3:40000"}) {
     absl::Status status = AuthorizeAdmin(none, "Bearer anything", peer);
     EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << peer;
     EXPECT_NE(std::string(status.message()).find("--admin_trust_loopback"), std::string::npos);

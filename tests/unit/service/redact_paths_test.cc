@@ -1,6 +1,5 @@
-#include "server/service/admin_auth.h"
-
 #include "gtest/gtest.h"
+#include "server/service/admin_auth.h"
 
 namespace cropshield::service {
 namespace {

@@ -17,9 +17,9 @@ TEST(CheckRequestIdTest, AcceptsUpTo128PrintableCharacters) {
 }
 
 TEST(CheckRequestIdTest, RefusesControlAndNonAsciiBytesNamingTheByte) {
-  for (const std::string id : {std::string("a\nI SERVING"), std::string("a\rb"),
-                               std::string("tab\t"), std::string("del\x7f"),
-                               std::string("caf\xc3\xa9"), std::string("nul\0x", 5)}) {
+  for (const std::string id :
+       {std::string("a\nI SERVING"), std::string("a\rb"), std::string("tab\t"),
+        std::string("del\x7f"), std::string("caf\xc3\xa9"), std::string("nul\0x", 5)}) {
     absl::Status status = CheckRequestId(id);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << id;
     EXPECT_NE(std::string(status.message()).find("printable ASCII"), std::string::npos);
@@ -94,8 +94,7 @@ TEST(PlanExplainOutputsTest, JpegOverlayOverJpegsLimitIsRefusedBeforeWork) {
 TEST(PlanExplainOutputsTest, HeaderOverThePixelLimitOrCorruptIsRefused) {
   ImageLimits limits;
   limits.max_image_pixels = 1000;
-  absl::StatusOr<OutputSize> big =
-      PlanExplainOutputs(ExplainPlan(), GreyPng(100, 11), limits);
+  absl::StatusOr<OutputSize> big = PlanExplainOutputs(ExplainPlan(), GreyPng(100, 11), limits);
   EXPECT_EQ(big.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(big.status().message()).find("--max_image_pixels"), std::string::npos);
   EXPECT_EQ(PlanExplainOutputs(ExplainPlan(), "not an image", limits).status().code(),
