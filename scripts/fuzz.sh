@@ -3,7 +3,8 @@
 # build-fuzz/ and runs each one for FUZZ_SECONDS (default 60) from its committed seed corpus
 # (tests/fuzz/<dir>/corpus, read only; new inputs go to build-fuzz/corpus/<target>). Fails on the
 # first crash, leak, sanitizer report, timeout or out-of-memory; the input is saved as
-# build-fuzz/artifacts/<target>-*. See docs/FUZZING.md.
+# build-fuzz/artifacts/<target>-*, and when a target executed no input at all. Under scripts/test.sh
+# each target's duration and execution count go to its summary. See docs/FUZZING.md.
 # Usage: scripts/fuzz.sh [target...]   (default: all three)
 #   FUZZ_SECONDS=600 scripts/fuzz.sh image_decode_fuzzer      # a longer run of one target
 #   FUZZ_RUNS=1000000 scripts/fuzz.sh request_fuzzer          # a fixed number of executions
@@ -57,5 +58,14 @@ for t in "${targets[@]}"; do
   fi
   grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|stat::peak_rss_mb)|^#[0-9]+ +DONE' \
     "$BUILD_DIR/$t.log" | sed "s/^/fuzz: $t: /"
+  runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\)$/\1/p' "$BUILD_DIR/$t.log" | tail -n 1)
+  if [[ -z $runs || $runs -eq 0 ]]; then
+    echo "fuzz: $t executed no input (FUZZ_SECONDS=$FUZZ_SECONDS, FUZZ_RUNS=$FUZZ_RUNS)" >&2
+    exit 1
+  fi
   echo "fuzz: $t passed in $((SECONDS - start)) s"
+  if [[ -n ${CROPSHIELD_STAGE_SUMMARY:-} ]]; then
+    echo "fuzz: $t: $runs inputs in $((SECONDS - start)) s (FUZZ_SECONDS=$FUZZ_SECONDS)" \
+      >>"$CROPSHIELD_STAGE_SUMMARY"
+  fi
 done

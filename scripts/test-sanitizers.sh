@@ -9,12 +9,17 @@
 #         instrumented; tests/sanitizers/tsan.supp names the reports from inside them, nothing else.
 #   tsan-server: only the server part of tsan (to repeat it locally).
 # Usage: scripts/test-sanitizers.sh [asan|tsan|tsan-server]...   (default: asan tsan)
-# A run passes only when every test passes and no sanitizer wrote a report (log files under
-# build-*/sanitizer-logs*/, also from server processes the tests start).
+# A run passes only when every test passes, no test other than a gpu-labelled one is skipped, and
+# no sanitizer wrote a report (log files under build-*/sanitizer-logs*/, also from server
+# processes the tests start). Each CTest stage logs its test count (scripts/ctest-stage.sh); under
+# scripts/test.sh the counts also go to its summary. Nothing in the environment shortens a stage:
+# the soak's resident-memory check is off in sanitizer builds by a compile definition
+# (tests/integration/CMakeLists.txt), not by a variable.
 set -euo pipefail
 shopt -s inherit_errexit  # a failing step inside $(build_tsan_abseil) fails the script
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+source scripts/ctest-stage.sh
 JOBS=${JOBS:-$(nproc)}
 TEST_JOBS=${TEST_JOBS:-2}
 stages=("$@")
@@ -27,9 +32,9 @@ fi
 
 log() { echo "test-sanitizers: $*"; }
 
-# Fails when a sanitizer wrote any report under $1.
+# Fails when a sanitizer wrote any report under $1 (stage $2).
 check_no_reports() {
-  local dir=$1 reports
+  local dir=$1 stage=$2 reports
   reports=$(find "$dir" -type f -size +0 2>/dev/null | sort)
   if [[ -n "$reports" ]]; then
     log "sanitizer reports in $dir:"
@@ -37,9 +42,11 @@ check_no_reports() {
       echo "==== $f"
       head -n 60 "$f"
     done
+    stage_summary "$stage: FAILED, $(wc -l <<<"$reports") sanitizer report files in $dir"
     return 1
   fi
   log "no sanitizer reports"
+  stage_summary "$stage: no sanitizer reports"
 }
 
 run_asan() {
@@ -51,16 +58,18 @@ run_asan() {
   rm -rf "$logs" && mkdir -p "$logs"
   # Python-only tests (models/, Prometheus config checks) run no C++ and are left to the normal
   # stage. detect_leaks stays on; lsan.supp lists leaks inside uninstrumented third-party code.
-  # The soak's resident-memory check is skipped: under ASan the resident set is ASan's allocator
-  # (its quarantine of freed blocks fills for the whole run: +5.4% after warm-up measured once),
-  # and LSan checks the server for leaks at its exit instead. The normal stage keeps the check.
-  CROPSHIELD_SOAK_SKIP_RSS_CHECK=1 \
+  # The soak's resident-memory check is compiled out of this build: under ASan the resident set is
+  # ASan's allocator (its quarantine of freed blocks fills for the whole run: +5.4% after warm-up
+  # measured once), and LSan checks the server for leaks at its exit instead. The normal stage
+  # keeps the check.
+  local rc=0
   ASAN_OPTIONS="log_path=$logs/asan:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1:abort_on_error=0" \
   UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1" \
   LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp:print_suppressions=0" \
-    ctest --test-dir "$build" --output-on-failure --timeout 1200 -j "$TEST_JOBS" \
-      -LE '^(models|python-only)$' -E '^prometheus_'
-  check_no_reports "$logs"
+    ctest_stage asan "$build" --output-on-failure --timeout 1200 -j "$TEST_JOBS" \
+      -LE '^(models|python-only)$' -E '^prometheus_' || rc=$?
+  check_no_reports "$logs" asan || rc=1
+  return "$rc"
 }
 
 # Debian's Abseil (the version installed) rebuilt with -fsanitize=thread as shared libraries with
@@ -123,40 +132,40 @@ build_tsan() {
   cmake --build build-tsan -j "$JOBS" --target "$@"
 }
 
-# Runs ctest in build-tsan (after build_tsan) with TSan logging to $1; the rest are ctest
-# arguments. The test binaries link Debian's libabsl_*.so.20220623 (same headers, same SONAMEs);
+# Runs stage $1 (ctest in build-tsan, after build_tsan) with TSan logging to $2; the rest are
+# ctest arguments. The test binaries link Debian's libabsl_*.so.20220623 (same headers, same SONAMEs);
 # LD_LIBRARY_PATH makes them, the servers they start, and gRPC load the instrumented build.
 # history_size=7 (4M accesses per thread, default 128K): a report's earlier access is often made
 # by one of our workers that then ran much instrumented code (image decoding), and its stack is
 # needed to show it and to match tests/sanitizers/tsan.supp. Prints the reports also when a test
-# failed.
+# failed. A test that sets TSan options of its own adds them to these (the cache tests:
+# tests/unit/cache/CMakeLists.txt), it does not replace them.
 ctest_tsan() {
-  local logs=$1 rc=0
-  shift
+  local stage=$1 logs=$2 rc=0
+  shift 2
   rm -rf "$logs" && mkdir -p "$logs"
   LD_LIBRARY_PATH="$tsan_absl_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
   TSAN_OPTIONS="log_path=$logs/tsan:halt_on_error=0:second_deadlock_stack=1:history_size=7:suppressions=$ROOT/tests/sanitizers/tsan.supp" \
-    ctest --test-dir build-tsan --output-on-failure "$@" || rc=$?
-  check_no_reports "$logs" || rc=1
+    ctest_stage "$stage" build-tsan --output-on-failure "$@" || rc=$?
+  check_no_reports "$logs" "$stage" || rc=1
   return "$rc"
 }
 
-# The concurrency unit tests: the cache (its own suppressions file, set by its CMakeLists), the
-# Batcher, the BoundedExecutor.
+# The concurrency unit tests: the cache, the Batcher, the BoundedExecutor.
 run_tsan_unit() {
-  ctest_tsan "$ROOT/build-tsan/sanitizer-logs" --timeout 600 -j "$TEST_JOBS" \
+  ctest_tsan tsan-unit "$ROOT/build-tsan/sanitizer-logs" --timeout 600 -j "$TEST_JOBS" \
     -R '^(cache\.|BatcherTest|BoundedExecutorTest|LatencyWindowTest)'
 }
 
 # The real server (TSan build, instrumented Abseil) under the integration tests: concurrent and
 # single-flight calls, TLS and mTLS, drain under load, overload, hot reload under load, and a 30 s
 # soak of 64 mixed clients. One test at a time: each starts servers and loads both cores. Under
-# TSan the soak's resident-memory check measures TSan's shadow memory, so it is skipped
-# (CROPSHIELD_SOAK_SKIP_RSS_CHECK, tests/integration/soak_test.cc); the normal stage keeps it.
+# TSan the soak's resident-memory check would measure TSan's shadow memory: it is compiled out of
+# this build (tests/integration/soak_test.cc); the normal stage keeps it. The soak runs 30 s here.
 # About 135 s of tests on 2 cores (2026-11-28).
 run_tsan_server() {
-  CROPSHIELD_SOAK_SECONDS=30 CROPSHIELD_SOAK_SKIP_RSS_CHECK=1 \
-    ctest_tsan "$ROOT/build-tsan/sanitizer-logs-server" --timeout 900 -j 1 \
+  CROPSHIELD_SOAK_SECONDS=30 \
+    ctest_tsan tsan-server "$ROOT/build-tsan/sanitizer-logs-server" --timeout 900 -j 1 \
       -R '^integration_(server|hardening|reload|soak)_test$'
 }
 

@@ -217,18 +217,20 @@ TEST(SoakTest, SixtyFourClientsMixedTrafficNoUnexpectedErrorsNoMemoryGrowth) {
   EXPECT_GT(total, kClients);
   ASSERT_GT(rss_after_warmup, 0) << "no idle memory release after the warm-up";
   ASSERT_GT(rss_end, 0) << "no idle memory release at the end";
-  // The sanitizer stages (scripts/test-sanitizers.sh) set CROPSHIELD_SOAK_SKIP_RSS_CHECK=1: under
-  // TSan the server's RSS is mostly TSan's shadow memory, sync metadata and allocator, which grow
-  // as the run touches new addresses and are never given back (+7% and +19% measured after
-  // warm-up); under ASan it is ASan's allocator, whose quarantine of freed blocks keeps filling
-  // (+5.4% measured once; malloc_trim does not reach it), and LSan checks for leaks at exit. So the
-  // growth says nothing about a leak there. Every other check still applies.
-  const char* skip_rss = std::getenv("CROPSHIELD_SOAK_SKIP_RSS_CHECK");
-  if (skip_rss != nullptr && std::string(skip_rss) == "1") {
-    std::printf("soak: resident memory check skipped (CROPSHIELD_SOAK_SKIP_RSS_CHECK=1)\n");
-  } else {
-    EXPECT_LT(rss_end, rss_after_warmup * 105 / 100) << "live memory grew >= 5% after warm-up";
-  }
+  // In sanitizer builds (CROPSHIELD_SOAK_SANITIZER_BUILD, set by tests/integration/CMakeLists.txt
+  // for CROPSHIELD_SANITIZE=address/thread) the resident-memory check is skipped: under TSan the
+  // server's RSS is mostly TSan's shadow memory, sync metadata and allocator, which grow as the run
+  // touches new addresses and are never given back (+7% and +19% measured after warm-up); under
+  // ASan it is ASan's allocator, whose quarantine of freed blocks keeps filling (+5.4% measured
+  // once; malloc_trim does not reach it), and LSan checks for leaks at exit. So the growth says
+  // nothing about a leak there. Every other check still applies. Nothing in the environment turns
+  // the check off in a normal build.
+#ifdef CROPSHIELD_SOAK_SANITIZER_BUILD
+  std::printf("soak: resident memory check skipped in this %s sanitizer build\n",
+              CROPSHIELD_SOAK_SANITIZER_BUILD);
+#else
+  EXPECT_LT(rss_end, rss_after_warmup * 105 / 100) << "live memory grew >= 5% after warm-up";
+#endif
   auto health = (*server)->Health();
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, HealthCheckResponse::SERVING);
