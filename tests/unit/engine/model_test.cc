@@ -46,6 +46,7 @@ class EngineTest : public ::testing::Test {
         [](const char* path, const struct stat*, int, FTW*) { return ::remove(path); }, 16,
         FTW_DEPTH | FTW_PHYS);
     delete dir_;
+    dir_ = nullptr;
   }
   static std::string Path(const std::string& relative) { return *dir_ + "/" + relative; }
 
@@ -178,11 +179,44 @@ TEST_F(EngineTest, UnknownDeviceIsRefused) {
   EXPECT_EQ(Model::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(DeviceTest, SpecsResolveToCudaOnlyWhereCudaIs) {
+TEST(DeviceTest, CpuAndUnknownSpecsAreNeverCuda) {
   EXPECT_FALSE(DeviceIsCuda("cpu"));
   EXPECT_FALSE(DeviceIsCuda("tpu"));
-  EXPECT_EQ(DeviceIsCuda("auto"), CudaAvailable());
-  EXPECT_EQ(DeviceIsCuda("cuda:0"), CudaAvailable());
+  EXPECT_FALSE(DeviceIsCuda("cuda:x"));
+}
+
+// Without CUDA, "auto" means the CPU and a CUDA spec is refused (Model::Create says why).
+TEST_F(EngineTest, WithoutCudaAutoIsTheCpuAndCudaSpecsAreRefused) {
+  if (CudaAvailable()) GTEST_SKIP() << "CUDA is available (DeviceGpuTest covers this host)";
+  EXPECT_FALSE(DeviceIsCuda("auto"));
+  EXPECT_FALSE(DeviceIsCuda("cuda"));
+  EXPECT_FALSE(DeviceIsCuda("cuda:0"));
+  auto package = ResolveModelPackage(Path("repo/tiny/1"));
+  ASSERT_TRUE(package.ok());
+  ModelOptions options;
+  options.package = *package;
+  options.device = "auto";
+  auto model = Model::Create(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->device_name(), "cpu");
+  options.device = "cuda:0";
+  absl::Status refused = Model::Create(options).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("none is available"));
+}
+
+// GPU tests (ctest engine_model_gpu_test, label gpu): skipped without CUDA, never skipped with it.
+class DeviceGpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!CudaAvailable()) GTEST_SKIP() << "no CUDA device for this build of libtorch";
+  }
+};
+
+TEST_F(DeviceGpuTest, AutoAndCudaSpecsResolveToCuda) {
+  EXPECT_TRUE(DeviceIsCuda("auto"));
+  EXPECT_TRUE(DeviceIsCuda("cuda"));
+  EXPECT_TRUE(DeviceIsCuda("cuda:0"));
 }
 
 }  // namespace
@@ -343,16 +377,30 @@ TEST_F(EngineTest, ClassifiesImagesFromSeparateBuffersLikeOneBuffer) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// The engine's GPU tests (ctest engine_model_gpu_test, label gpu): skipped without CUDA, never
+// skipped with it. The suite makes its own packages (EngineTest's set-up) only where it runs.
+class EngineGpuTest : public EngineTest {
+ protected:
+  static void SetUpTestSuite() {
+    if (CudaAvailable()) EngineTest::SetUpTestSuite();
+  }
+  static void TearDownTestSuite() {
+    if (dir_ != nullptr) EngineTest::TearDownTestSuite();
+  }
+  void SetUp() override {
+    if (!CudaAvailable()) GTEST_SKIP() << "no CUDA device for this build of libtorch";
+  }
+};
+
 // With cuda_graphs on a CUDA device, every warmed batch size (1, 2, 4) is replayed from a graph and
-// answers as the eager model does, for full and padded batches; on CPU the option changes nothing.
-TEST_F(EngineTest, CudaGraphsAnswerAsTheEagerModel) {
+// answers as the eager model does, for full and padded batches.
+TEST_F(EngineGpuTest, CudaGraphsAnswerAsTheEagerModel) {
   auto eager = OnDefaultDevice(Path("repo/tiny/2"));
   ASSERT_TRUE(eager.ok()) << eager.status();
   auto graphed = OnDefaultDevice(Path("repo/tiny/2"), /*cuda_graphs=*/true);
   ASSERT_TRUE(graphed.ok()) << graphed.status();
-  const bool cuda = (*graphed)->device_name().rfind("cuda", 0) == 0;
-  EXPECT_EQ((*graphed)->load_report().cuda_graphs, cuda ? 3 : 0)
-      << (*graphed)->load_report().cuda_graphs_note;
+  ASSERT_EQ((*graphed)->device_name(), "cuda:0");
+  EXPECT_EQ((*graphed)->load_report().cuda_graphs, 3) << (*graphed)->load_report().cuda_graphs_note;
   EXPECT_EQ((*eager)->load_report().cuda_graphs, 0);
   const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
   std::vector<float> flipped(input.rbegin(), input.rend());
@@ -369,6 +417,28 @@ TEST_F(EngineTest, CudaGraphsAnswerAsTheEagerModel) {
       }
     }
   }
+}
+
+// On the CPU the cuda_graphs option changes nothing: no graph, no note, the same answers.
+TEST_F(EngineTest, CudaGraphsOptionIsIgnoredOnTheCpu) {
+  auto package = ResolveModelPackage(Path("repo/tiny/2"));
+  ASSERT_TRUE(package.ok());
+  ModelOptions options;
+  options.package = *package;
+  options.device = "cpu";
+  options.cuda_graphs = true;
+  auto graphed = Model::Create(options);
+  ASSERT_TRUE(graphed.ok()) << graphed.status();
+  EXPECT_EQ((*graphed)->load_report().cuda_graphs, 0);
+  EXPECT_EQ((*graphed)->load_report().cuda_graphs_note, "");
+  options.cuda_graphs = false;
+  auto eager = Model::Create(options);
+  ASSERT_TRUE(eager.ok()) << eager.status();
+  const std::vector<float> input = ReadFloats(Path("input.f32"), 3 * 224 * 224);
+  std::vector<float> want(22), got(22);
+  ASSERT_TRUE((*eager)->Classify(input, 1, absl::MakeSpan(want)).ok());
+  ASSERT_TRUE((*graphed)->Classify(input, 1, absl::MakeSpan(got)).ok());
+  EXPECT_EQ(got, want);
 }
 
 // Resident set size of this process in MiB.
