@@ -3,6 +3,7 @@
 // tensors are computed at test time by torchvision_reference.py (run with CROPSHIELD_PYTHON).
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -32,6 +33,44 @@ namespace {
 
 // The product requirement: mean absolute difference of the normalised tensor.
 constexpr double kMaxMeanAbsDiff = 0.06;
+
+// Local bounds for DCT-scaled JPEGs, which the mean alone would let through: a one-pixel
+// misregistration moves the mean by only 0.01-0.05. One 8-bit level is about 0.0175.
+struct ScaledBounds {
+  double p99;  // 99th percentile of the absolute difference
+  double max;
+};
+ScaledBounds BoundsFor(const DecodedImage& image) {
+  // Without DCT scaling the decoders are the same libraries as PIL's and Preprocess uses PIL's
+  // fixed-point resampling: anything but float rounding noise is a regression.
+  if (image.scale_num == image.scale_denom) return {1e-6, 1e-6};
+  // Measured (Debian bookworm, 2026-12): scales down to 5/8 and below (then resized by 1.6x or
+  // more) p99 0.053-0.070, max 0.21-0.29; at 7/8 (resized by about 1.03x, so the DCT scaler's
+  // blur and aliasing stay) p99 0.088-0.137, max 0.33-0.39. The same photos misregistered by one
+  // pixel in x or y (the .x1/.y1 files): p99 0.12-0.29 at 1/4 and 5/8, 0.31-0.53 at 7/8.
+  if (4 * image.scale_num >= 3 * image.scale_denom) return {0.18, 0.5};
+  return {0.09, 0.5};
+}
+
+struct DiffStats {
+  double mean = 0;
+  double p99 = 0;
+  double max = 0;
+};
+DiffStats Compare(const std::vector<float>& tensor, const std::vector<float>& reference) {
+  std::vector<double> d(tensor.size());
+  DiffStats s;
+  for (size_t i = 0; i < tensor.size(); ++i) {
+    d[i] = std::abs(double{tensor[i]} - double{reference[i]});
+    s.mean += d[i];
+  }
+  s.mean /= static_cast<double>(d.size());
+  const auto k = static_cast<std::ptrdiff_t>(d.size() * 99 / 100);
+  std::nth_element(d.begin(), d.begin() + k, d.end());
+  s.p99 = d[static_cast<size_t>(k)];
+  s.max = *std::max_element(d.begin(), d.end());
+  return s;
+}
 
 const char* const kSizes[] = {"1600x1200", "1200x1600", "640x480", "300x500",
                               "256x256",   "257x300",   "200x150", "1000x333"};
@@ -72,40 +111,49 @@ TEST(TorchvisionParityTest, PhotoLikeImagesWithinBound) {
   for (const char* size : kSizes) absl::StrAppend(&command, " ", size);
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
 
+  // The serving configuration: DCT-domain downscaling to just above the resize target.
+  DecodeOptions options;
+  options.min_shorter_side = 256;
+  auto tensor_of = [&options](const std::string& path, DecodedImage* image) {
+    std::vector<float> tensor(3 * 224 * 224);
+    absl::StatusOr<DecodedImage> decoded = DecodeImage(test_images::ReadFileOrDie(path), options);
+    EXPECT_TRUE(decoded.ok()) << path << ": " << decoded.status();
+    if (!decoded.ok()) return std::vector<float>();
+    EXPECT_TRUE(Preprocess(*decoded, {}, absl::MakeSpan(tensor), nullptr).ok()) << path;
+    *image = *std::move(decoded);
+    return tensor;
+  };
   for (const char* size : kSizes) {
     for (const char* ext : {"jpg", "png"}) {
       const std::string path = absl::StrCat(dir.path(), "/", size, ".", ext);
       SCOPED_TRACE(path);
-      const std::string bytes = test_images::ReadFileOrDie(path);
       const std::vector<float> reference = ReadFloats(path + ".f32");
       ASSERT_EQ(reference.size(), 3u * 224 * 224) << "bad reference tensor";
-
-      // The serving configuration: DCT-domain downscaling to just above the resize target.
-      DecodeOptions options;
-      options.min_shorter_side = 256;
-      absl::StatusOr<DecodedImage> image = DecodeImage(bytes, options);
-      ASSERT_TRUE(image.ok()) << image.status();
-      std::vector<float> tensor(3 * 224 * 224);
-      ASSERT_TRUE(Preprocess(*image, {}, absl::MakeSpan(tensor), nullptr).ok());
-
-      double sum = 0;
-      double max_diff = 0;
-      for (size_t i = 0; i < tensor.size(); ++i) {
-        const double d = std::abs(double{tensor[i]} - double{reference[i]});
-        sum += d;
-        max_diff = std::max(max_diff, d);
-      }
-      const double mad = sum / static_cast<double>(tensor.size());
+      DecodedImage image;
+      const std::vector<float> tensor = tensor_of(path, &image);
+      ASSERT_EQ(tensor.size(), reference.size());
+      const DiffStats diff = Compare(tensor, reference);
       const std::string report = absl::StrFormat(
-          "parity %-9s %-3s decoded %4dx%-4d (DCT scale %d/%d): mean abs diff %.4f, max %.3g", size,
-          ext, image->width, image->height, image->scale_num, image->scale_denom, mad, max_diff);
+          "parity %-9s %-3s decoded %4dx%-4d (DCT scale %d/%d): mean abs diff %.4f, p99 %.3g, "
+          "max %.3g",
+          size, ext, image.width, image.height, image.scale_num, image.scale_denom, diff.mean,
+          diff.p99, diff.max);
       std::cout << report << std::endl;
-      RecordProperty(absl::StrCat("mad_", size, "_", ext), absl::StrFormat("%.5f", mad));
-      EXPECT_LE(mad, kMaxMeanAbsDiff) << report;
-      if (image->scale_num == image->scale_denom) {
-        // Without DCT scaling the decoders are the same libraries as PIL's and Preprocess uses
-        // PIL's fixed-point resampling: anything but float rounding noise is a regression.
-        EXPECT_LE(max_diff, 1e-6) << report;
+      RecordProperty(absl::StrCat("mad_", size, "_", ext), absl::StrFormat("%.5f", diff.mean));
+      EXPECT_LE(diff.mean, kMaxMeanAbsDiff) << report;
+      const ScaledBounds bounds = BoundsFor(image);
+      EXPECT_LE(diff.p99, bounds.p99) << report;
+      EXPECT_LE(diff.max, bounds.max) << report;
+      if (std::string(ext) != "jpg") continue;
+      // The bounds can fail: the photo misregistered by one pixel in x, or in y, exceeds them.
+      for (const char* shifted : {"x1", "y1"}) {
+        const std::string shifted_path = absl::StrCat(dir.path(), "/", size, ".", shifted, ".jpg");
+        DecodedImage shifted_image;
+        const std::vector<float> off = tensor_of(shifted_path, &shifted_image);
+        ASSERT_EQ(off.size(), reference.size());
+        const DiffStats off_diff = Compare(off, reference);
+        EXPECT_GT(off_diff.p99, bounds.p99)
+            << shifted_path << ": p99 " << off_diff.p99 << ", max " << off_diff.max;
       }
     }
   }

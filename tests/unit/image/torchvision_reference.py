@@ -9,7 +9,9 @@ each image <image>.f32: the raw float32 CHW tensor of
     Compose([Resize(256), CenterCrop(224), ToTensor(), Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
 applied to Image.open(<image>).convert("RGB"), i.e. exactly what the training pipeline feeds the
-model. Deterministic: the pixels depend only on the size.
+model. Also OUT_DIR/WxH.x1.jpg and WxH.y1.jpg: the photo moved by one pixel along x or y (no
+reference of their own: the test checks that its bounds reject them against WxH.jpg's). Deterministic:
+the pixels depend only on the size.
 """
 import os
 import sys
@@ -75,7 +77,13 @@ def main():
     ])
     for size in sys.argv[2:]:
         width, height = (int(s) for s in size.split("x"))
-        image = Image.fromarray(photo_like(width, height), mode="RGB")
+        pixels = photo_like(width, height)
+        image = Image.fromarray(pixels, mode="RGB")
+        # The same photo misregistered by one pixel (content moved right, or down; the wrapped
+        # column or row lies outside the center crop): what a geometry error would give.
+        for name, axis in (("x1", 1), ("y1", 0)):
+            Image.fromarray(np.roll(pixels, 1, axis=axis), mode="RGB").save(
+                os.path.join(out_dir, f"{width}x{height}.{name}.jpg"), quality=90)
         for ext, options in (("jpg", {"quality": 90}), ("png", {})):
             path = os.path.join(out_dir, f"{width}x{height}.{ext}")
             image.save(path, **options)
