@@ -11,6 +11,16 @@ OUT_DIR/gap/                    conv -> global-average-pool -> linear model (CAM
 OUT_DIR/gap_cam.json            its class activation maps CAM_c = sum_k w_ck A_k computed in closed
                                 form (no autograd) for every class on input.f32, min-max normalised
                                 (also as gap_cam.f32, raw float32, and gap_cam.txt: "h w top1")
+OUT_DIR/optimize_mismatch/      a valid package whose frozen + optimised module computes other
+                                activations (by ~2e-3, relative) than the original: the server must
+                                keep the original module (--optimize keeps only agreeing outputs)
+OUT_DIR/reduced_precision_flip/ a valid package whose top-1 class changes in fp16 and bf16 (two
+                                logits 0.2 apart around 1000 round to the same value): a server must
+                                refuse to serve it in reduced precision
+OUT_DIR/graph_unsafe/           a valid package whose forward reads a device value on the host (a
+                                data-dependent branch), which a CUDA graph capture cannot record: a
+                                CUDA server must fall back to eager forwards
+Each special package is checked here (in Python, on CPU) to have the property it exists for.
 """
 import copy
 import json
@@ -62,6 +72,74 @@ class GapNet(torch.nn.Module):
     @torch.jit.export
     def head(self, a):
         return self.fc(a.mean(dim=(2, 3)))
+
+
+class OffsetBnNet(TinyNet):
+    """TinyNet with a BatchNorm after the conv whose running mean cancels a large conv bias (1e5).
+
+    The original module adds the bias in float32, whose spacing at 1e5 is 2^-7, before the
+    BatchNorm subtracts it again: the activations carry rounding errors of up to 0.004. Freezing
+    folds the BatchNorm into the conv (bias' = (bias - mean) * scale = 0) and computes them exactly,
+    so the frozen, optimised module's activations differ from the original's by ~2e-3 relative, 20x
+    the server's limit of 1e-4.
+    """
+
+    def __init__(self, classes: int = 22):
+        super().__init__(classes)
+        conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        bn = torch.nn.BatchNorm2d(8)
+        with torch.no_grad():
+            conv.bias.add_(1e5)
+            bn.running_mean.copy_(conv.bias)
+            bn.running_var.fill_(1.0)
+        self.block = torch.nn.Sequential(conv, bn, torch.nn.ReLU(), torch.nn.MaxPool2d(16))
+
+
+class ReducedPrecisionFlipNet(TinyNet):
+    """Logits 1000 + tiny (class 0) and 1000.2 + tiny (class 1): class 1 wins clearly in float32
+    (probabilities 0.45 / 0.55), but float16 (spacing 0.5 at 1000) and bfloat16 (spacing 4) round
+    both biases to 1000, so the two classes tie and the top-1 becomes class 0."""
+
+    def __init__(self, classes: int = 22):
+        super().__init__(classes)
+        with torch.no_grad():
+            self.fc.weight.mul_(1e-4)
+            self.fc.bias.zero_()
+            self.fc.bias[0] = 1000.0
+            self.fc.bias[1] = 1000.2
+
+
+class GraphUnsafeNet(TinyNet):
+    """TinyNet whose forward branches on a device value (read on the host: a synchronisation that
+    a CUDA graph capture cannot record). The branch is never taken: the logits are TinyNet's."""
+
+    def forward(self, x):
+        logits = self.head(self.features(x))
+        if bool(logits.abs().max() > 1e30):
+            logits = torch.zeros_like(logits)
+        return logits
+
+
+def check_optimisation_changes_outputs(module, x):
+    """The server's verification (server/engine/model.cc) must reject the frozen + optimised module:
+    probabilities differing by more than 1e-4, or activations by more than 1e-4 relative."""
+    optimised = torch.jit.optimize_for_inference(
+        torch.jit.freeze(module, preserved_attrs=["features"]), ["features"])
+    with torch.no_grad():
+        probs = (torch.softmax(module(x), 1) - torch.softmax(optimised(x), 1)).abs().max().item()
+        slow = module.features(x)
+        features = ((optimised.features(x) - slow).abs().max() / max(1.0, slow.abs().max().item())).item()
+    assert probs > 1e-3 or features > 1e-3, (probs, features)
+
+
+def check_reduced_precision_flips_top1(module, x):
+    with torch.no_grad():
+        fp32 = module(x).argmax(1)
+        assert bool((fp32 == 1).all()), fp32
+        for dtype in (torch.float16, torch.bfloat16):
+            assert float(module.fc.bias.to(dtype)[1]) == float(module.fc.bias.to(dtype)[0]), dtype
+        bf16 = copy.deepcopy(module).to(torch.bfloat16)(x.to(torch.bfloat16)).argmax(1)
+        assert bool((bf16 == 0).all()), bf16
 
 
 def metadata(name, version, labels, weights_hash):
@@ -145,6 +223,19 @@ def main(out):
     torch.tensor(maps, dtype=torch.float32).numpy().tofile(os.path.join(out, "gap_cam.f32"))
     with open(os.path.join(out, "gap_cam.txt"), "w") as f:
         f.write(f"{a.shape[1]} {a.shape[2]} {top1}\n")
+
+    # Packages with one property each, checked on inputs like the server's warm-up inputs.
+    warmup_like = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(5))
+    offset = torch.jit.script(OffsetBnNet().eval())
+    check_optimisation_changes_outputs(offset, warmup_like)
+    write_package(os.path.join(out, "optimize_mismatch"), offset, name="offset")
+    flip = torch.jit.script(ReducedPrecisionFlipNet().eval())
+    check_reduced_precision_flips_top1(flip, warmup_like)
+    write_package(os.path.join(out, "reduced_precision_flip"), flip, name="flip")
+    unsafe = torch.jit.script(GraphUnsafeNet().eval())
+    with torch.no_grad():
+        assert torch.equal(unsafe(warmup_like), unsafe.head(unsafe.features(warmup_like)))
+    write_package(os.path.join(out, "graph_unsafe"), unsafe, name="graph-unsafe")
 
 
 if __name__ == "__main__":
