@@ -231,14 +231,7 @@ struct Model::Impl {
         c10::cuda::CUDAStreamGuard on_side_stream(stream);
         for (int i = 0; i < 2; ++i) serving.forward({slot->static_input});
         stream.synchronize();
-#if TORCH_VERSION_MAJOR >= 2
-        slot->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
-#else
-        slot->graph.capture_begin();  // libtorch 1.x: global capture mode only
-#endif
-        torch::Tensor logits = serving.forward({slot->static_input}).toTensor();
-        slot->static_probs = torch::softmax(logits.to(torch::kFloat32), 1);
-        slot->graph.capture_end();
+        CaptureInto(*slot, stream);
         slot->graph.replay();
         torch::Tensor eager =
             torch::softmax(serving.forward({slot->static_input}).toTensor().to(torch::kFloat32), 1);
@@ -251,6 +244,39 @@ struct Model::Impl {
       stream.synchronize();
       graphs[batch] = std::move(slot);
     }
+  }
+
+  // Records Predict's forward + softmax into `slot` on `stream` (the current stream). A forward
+  // that cannot be captured (it reads a device value on the host, say) throws inside the capture;
+  // the capture is then ended and its memory pool released before the exception goes on: otherwise
+  // the stream stays capturing and the caching allocator keeps routing this stream's allocations
+  // to the pool of a graph that no longer exists.
+  void CaptureInto(GraphSlot& slot, c10::cuda::CUDAStream stream) {
+    const at::cuda::MempoolId_t pool = at::cuda::graph_pool_handle();
+#if TORCH_VERSION_MAJOR >= 2
+    slot.graph.capture_begin(pool, cudaStreamCaptureModeThreadLocal);
+#else
+    slot.graph.capture_begin(pool);  // libtorch 1.x: global capture mode only
+#endif
+    try {
+      torch::Tensor logits = serving.forward({slot.static_input}).toTensor();
+      slot.static_probs = torch::softmax(logits.to(torch::kFloat32), 1);
+    } catch (...) {
+      AbortCapture(stream, pool);
+      throw;
+    }
+    slot.graph.capture_end();
+  }
+
+  void AbortCapture(c10::cuda::CUDAStream stream, at::cuda::MempoolId_t pool) {
+    cudaGraph_t partial = nullptr;
+    (void)cudaStreamEndCapture(stream.stream(), &partial);  // fails for an invalidated capture
+    if (partial != nullptr) (void)cudaGraphDestroy(partial);
+    (void)cudaGetLastError();  // the capture's error is not sticky: clear it
+#if TORCH_VERSION_MAJOR >= 2
+    c10::cuda::CUDACachingAllocator::endAllocateToPool(device.index(), pool);
+    c10::cuda::CUDACachingAllocator::releasePool(device.index(), pool);
+#endif
   }
 
   // Classify through the graph of `padded`; false when there is none (the caller runs eagerly).

@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -294,7 +293,7 @@ class OptimizeTest : public ::testing::Test {
     packages_ = new std::string(testing::MakeTestPackages("cropshield_promises_packages"));
   }
   static void TearDownTestSuite() {
-    std::filesystem::remove_all(*packages_);
+    testing::RemoveTree(*packages_);
     delete packages_;
   }
   static std::string* packages_;

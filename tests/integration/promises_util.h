@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -113,9 +112,16 @@ inline std::string WriteTokenFile(const std::string& name, const std::string& to
 }
 
 // tests/testing/make_test_packages.py's packages in a fresh directory (removed by the caller).
+// rm -rf of a directory this test made (std::filesystem::remove_all crashed in a binary linking the
+// pip CUDA libtorch on the H200 host).
+inline void RemoveTree(const std::string& dir) {
+  const int rc = std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
+  EXPECT_EQ(rc, 0) << "rm -rf " << dir;
+}
+
 inline std::string MakeTestPackages(const std::string& name) {
   const std::string dir = absl::StrCat(::testing::TempDir(), "/", name, "_", getpid());
-  std::filesystem::remove_all(dir);
+  RemoveTree(dir);
   const std::string command = absl::StrCat(CROPSHIELD_PYTHON, " ", kSourceDir,
                                            "/tests/testing/make_test_packages.py ", dir);
   const int rc = std::system(command.c_str());
