@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/loopback_socket.h"
 #include "tests/testing/paths.h"
 #include "tests/testing/server_process.h"
 
@@ -49,34 +50,9 @@ bool RaiseFdLimit(rlim_t wanted) {
   return setrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= wanted;
 }
 
-void SetTimeouts(int fd, std::chrono::milliseconds timeout) {
-  timeval tv{static_cast<time_t>(timeout.count() / 1000),
-             static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));  // bounds connect(2) too
-}
-
 // A TCP connection from `source` (an IPv4 loopback address; "" for any) to 127.0.0.1:port, or -1.
 int ConnectFrom(const std::string& source, int port, std::chrono::milliseconds timeout) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  SetTimeouts(fd, timeout);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  if (!source.empty()) {
-    inet_pton(AF_INET, source.c_str(), &address.sin_addr);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-      close(fd);
-      return -1;
-    }
-  }
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+  return ::cropshield::testing::ConnectLoopback(port, source, timeout);
 }
 
 struct HttpResult {

@@ -22,6 +22,7 @@
 #include "server/metrics/metrics_endpoint.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/metrics/server_metrics.h"
+#include "tests/testing/loopback_socket.h"
 
 namespace cropshield::metrics {
 namespace {
@@ -31,25 +32,7 @@ using ::testing::StartsWith;
 
 // A connected TCP socket to 127.0.0.1:port from `source` (a loopback address; "" for any), or -1.
 int Connect(int port, const std::string& source = "") {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  if (!source.empty()) {
-    inet_pton(AF_INET, source.c_str(), &address.sin_addr);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-      close(fd);
-      return -1;
-    }
-  }
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  return fd;
+  return ::cropshield::testing::ConnectLoopback(port, source, std::chrono::seconds(10));
 }
 
 std::string ReadAll(int fd) {
