@@ -58,6 +58,9 @@ run_asan() {
   rm -rf "$logs" && mkdir -p "$logs"
   # Python-only tests (models/, Prometheus config checks) run no C++ and are left to the normal
   # stage. detect_leaks stays on; lsan.supp lists leaks inside uninstrumented third-party code.
+  # Tests labelled latency (the HTTP/2 abuse test: a Predict caller's p99 while the port is flooded)
+  # measure the server's speed, which ASan changes; they run in the normal stage only. (Under ASan
+  # the rapid-reset flood outran the server: it fell behind, held 10 GB and the attack never ended.)
   # The soak's resident-memory check is compiled out of this build: under ASan the resident set is
   # ASan's allocator (its quarantine of freed blocks fills for the whole run: +5.4% after warm-up
   # measured once), and LSan checks the server for leaks at its exit instead. The normal stage
@@ -67,7 +70,7 @@ run_asan() {
   UBSAN_OPTIONS="log_path=$logs/ubsan:print_stacktrace=1:halt_on_error=1" \
   LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp:print_suppressions=0" \
     ctest_stage asan "$build" --output-on-failure --timeout 1200 -j "$TEST_JOBS" \
-      -LE '^(models|python-only)$' -E '^prometheus_' || rc=$?
+      -LE '^(models|python-only|latency)$' -E '^prometheus_' || rc=$?
   check_no_reports "$logs" asan || rc=1
   return "$rc"
 }
