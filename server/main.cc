@@ -1,6 +1,7 @@
 // cropshield-server: loads a model package, warms it up, then serves Predict over gRPC.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -158,6 +159,19 @@ ABSL_FLAG(int, shutdown_grace_ms, 10000,
 
 namespace {
 
+// Raises the soft open-file limit to the hard one: every client connection and metrics socket is a
+// descriptor, and the metrics server caps its connections at half the limit (a soft limit of 1024
+// would leave 512).
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    CS_LOG_INFO("open-file limit raised from ", before, " to ", limit.rlim_cur);
+  }
+}
+
 // "" for an empty path.
 absl::StatusOr<std::string> ReadPemFile(const std::string& path, const char* flag) {
   if (path.empty()) return std::string();
@@ -177,6 +191,7 @@ int Run() {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  RaiseOpenFileLimit();
 
   const std::string device = absl::GetFlag(FLAGS_device);
   const bool cuda = cropshield::engine::DeviceIsCuda(device);
