@@ -41,14 +41,7 @@ constexpr int kProbes = 20;
 constexpr auto kProbeInterval = std::chrono::milliseconds(500);
 constexpr auto kProbeTimeout = std::chrono::seconds(1);
 
-// Raises the soft descriptor limit (inherited by the server) so the flood fits on both sides.
-bool RaiseFdLimit(rlim_t wanted) {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
-  if (limit.rlim_cur >= wanted) return true;
-  limit.rlim_cur = std::min(wanted, limit.rlim_max);
-  return setrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= wanted;
-}
+bool RaiseFdLimit(rlim_t wanted) { return ::cropshield::testing::RaiseFdLimit(wanted); }
 
 // A TCP connection from `source` (an IPv4 loopback address; "" for any) to 127.0.0.1:port, or -1.
 int ConnectFrom(const std::string& source, int port, std::chrono::milliseconds timeout) {

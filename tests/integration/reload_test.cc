@@ -155,9 +155,9 @@ v1::StatsResponse Stats(v1::CropShieldService::Stub* stub) {
 
 TEST(ReloadTest, ReloadModelSwapsVersionsUnderLoadWithoutAFailedCall) {
   Repository repository("reload_rpc");
-  auto server = ServerProcess::Start(
-      kServer, {"--model=" + repository.root(), "--workers=2", "--metrics_address=127.0.0.1:0",
-                "--admin_trust_loopback"});
+  auto server =
+      ServerProcess::Start(kServer, {"--model=" + repository.root(), "--workers=2",
+                                     "--metrics_address=127.0.0.1:0", "--admin_trust_loopback"});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
   auto stub = MakeStub((*server)->address());
@@ -229,9 +229,9 @@ TEST(ReloadTest, ReloadModelSwapsVersionsUnderLoadWithoutAFailedCall) {
 
 TEST(ReloadTest, RepositoryWatchLoadsANewVersionAndSkipsABrokenOne) {
   Repository repository("reload_watch");
-  auto server = ServerProcess::Start(
-      kServer, {"--model=" + repository.root(), "--model_poll_interval_s=1", "--workers=2",
-                "--admin_trust_loopback"});
+  auto server =
+      ServerProcess::Start(kServer, {"--model=" + repository.root(), "--model_poll_interval_s=1",
+                                     "--workers=2", "--admin_trust_loopback"});
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->WaitServing(std::chrono::seconds(60)).ok());
   auto stub = MakeStub((*server)->address());

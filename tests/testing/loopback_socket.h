@@ -6,10 +6,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -42,6 +44,16 @@ inline int ConnectLoopback(int port, const std::string& source, std::chrono::mil
     return -1;
   }
   return fd;
+}
+
+// Raises the soft open-file limit to at least `wanted` (inherited by servers the test starts), for
+// tests that hold hundreds of connections on both ends; false if the hard limit is lower.
+inline bool RaiseFdLimit(rlim_t wanted) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+  if (limit.rlim_cur >= wanted) return true;
+  limit.rlim_cur = std::min(wanted, limit.rlim_max);
+  return setrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= wanted;
 }
 
 }  // namespace cropshield::testing

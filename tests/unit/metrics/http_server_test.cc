@@ -91,14 +91,7 @@ bool ClosedByServer(int fd, std::chrono::milliseconds timeout) {
   }
 }
 
-// Raises the soft descriptor limit for tests that hold hundreds of connections on both ends.
-bool RaiseFdLimit(rlim_t wanted) {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
-  if (limit.rlim_cur >= wanted) return true;
-  limit.rlim_cur = std::min(wanted, limit.rlim_max);
-  return setrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= wanted;
-}
+bool RaiseFdLimit(rlim_t wanted) { return ::cropshield::testing::RaiseFdLimit(wanted); }
 
 // Idle connections (they send nothing) from `sources` in turn; empty if any connect fails.
 std::vector<int> OpenIdle(int port, int count, const std::vector<std::string>& sources) {
