@@ -1,5 +1,6 @@
-// An immutable, loaded and warmed-up TorchScript classifier. The only module that includes torch
-// headers is model.cc: everything else sees this torch-free interface.
+// An immutable, loaded and warmed-up TorchScript classifier. Only the engine's sources include
+// torch headers (model.cc, model_create.cc, cuda_graphs.cc, cam.cc and the internal model_impl.h
+// and cam.h): everything else sees this torch-free interface.
 //
 // Thread-safety: after Create returns, every const method may be called from any number of
 // threads at once (TorchScript forwards are reentrant; no lock is held around inference). Hand
