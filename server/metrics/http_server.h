@@ -115,7 +115,7 @@ class HttpServer {
   void Shutdown();
 
  private:
-  class Loop;  // the event loop's state and logic (http_server.cc); loop thread only
+  class Loop;  // the event loop's state and logic (http_event_loop.h); loop thread only
 
   // A complete request for the handler threads; `id` names the connection in the loop.
   struct Job {

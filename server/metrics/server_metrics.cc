@@ -23,6 +23,14 @@ T* AddSeries(prometheus::Family<T>* family, const prometheus::Labels& labels, Ar
   }
 }
 
+// Registers the family `name` that `builder` (BuildCounter(), BuildHistogram()) builds in
+// `registry`; throws as Builder::Register.
+template <typename Builder>
+auto& Register(Builder builder, prometheus::Registry* registry, const std::string& name,
+               const std::string& help) {
+  return builder.Name(name).Help(help).Register(*registry);
+}
+
 }  // namespace
 
 std::vector<double> ServerMetrics::LatencyBuckets() {
@@ -45,34 +53,23 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
   if (options.max_batch_size < 1) return absl::InvalidArgumentError("max_batch_size must be >= 1");
   std::unique_ptr<ServerMetrics> metrics;
   try {
-    auto& requests = prometheus::BuildCounter()
-                         .Name("cropshield_requests_total")
-                         .Help("Finished RPCs by method and gRPC status code.")
-                         .Register(*registry);
-    auto& errors = prometheus::BuildCounter()
-                       .Name("cropshield_request_errors_total")
-                       .Help("Finished RPCs whose gRPC status code is not OK.")
-                       .Register(*registry);
-    auto& duration = prometheus::BuildHistogram()
-                         .Name("cropshield_request_duration_seconds")
-                         .Help("Time from accepting an RPC to finishing it, on the server.")
-                         .Register(*registry);
-    auto& stages = prometheus::BuildHistogram()
-                       .Name("cropshield_stage_duration_seconds")
-                       .Help(
-                           "Time spent per stage of a call (decode, preprocess, queue wait, "
-                           "inference, gradcam, encode) by model.")
-                       .Register(*registry);
-    auto& batch_size = prometheus::BuildHistogram()
-                           .Name("cropshield_batch_size")
-                           .Help("Requests computed together in one model forward, by batcher.")
-                           .Register(*registry);
-    auto& rejected = prometheus::BuildCounter()
-                         .Name("cropshield_queue_rejected_total")
-                         .Help(
-                             "Submissions refused because the queue was full "
-                             "(the call got RESOURCE_EXHAUSTED).")
-                         .Register(*registry);
+    auto& requests = Register(prometheus::BuildCounter(), registry, "cropshield_requests_total",
+                              "Finished RPCs by method and gRPC status code.");
+    auto& errors = Register(prometheus::BuildCounter(), registry, "cropshield_request_errors_total",
+                            "Finished RPCs whose gRPC status code is not OK.");
+    auto& duration =
+        Register(prometheus::BuildHistogram(), registry, "cropshield_request_duration_seconds",
+                 "Time from accepting an RPC to finishing it, on the server.");
+    auto& stages =
+        Register(prometheus::BuildHistogram(), registry, "cropshield_stage_duration_seconds",
+                 "Time spent per stage of a call (decode, preprocess, queue wait, "
+                 "inference, gradcam, encode) by model.");
+    auto& batch_size = Register(prometheus::BuildHistogram(), registry, "cropshield_batch_size",
+                                "Requests computed together in one model forward, by batcher.");
+    auto& rejected =
+        Register(prometheus::BuildCounter(), registry, "cropshield_queue_rejected_total",
+                 "Submissions refused because the queue was full "
+                 "(the call got RESOURCE_EXHAUSTED).");
     metrics.reset(
         new ServerMetrics(options, &requests, &errors, &duration, &stages, &batch_size, &rejected));
   } catch (const std::exception& e) {
@@ -101,57 +98,39 @@ ServerMetrics::ServerMetrics(const Options& options,
       rejected_(rejected) {}
 
 ServerMetrics::CallSeries ServerMetrics::Call(absl::string_view rpc, absl::StatusCode code) {
-  std::pair<std::string, int> key(std::string(rpc), static_cast<int>(code));
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = calls_.find(key);
-    if (it != calls_.end()) return it->second;
-  }
-  const prometheus::Labels labels = {{"rpc", key.first}, {"code", absl::StatusCodeToString(code)}};
-  CallSeries series;
-  series.requests = AddSeries(requests_, labels);
-  if (code != absl::StatusCode::kOk) series.errors = AddSeries(errors_, labels);
-  series.duration = AddSeries(duration_, labels, latency_buckets_);
-  absl::MutexLock lock(&mu_);
-  return calls_.try_emplace(std::move(key), series).first->second;
+  const std::pair<std::string, int> key(std::string(rpc), static_cast<int>(code));
+  return calls_.FindOrMake(key, [&] {
+    const prometheus::Labels labels = {{"rpc", key.first},
+                                       {"code", absl::StatusCodeToString(code)}};
+    CallSeries series;
+    series.requests = AddSeries(requests_, labels);
+    if (code != absl::StatusCode::kOk) series.errors = AddSeries(errors_, labels);
+    series.duration = AddSeries(duration_, labels, latency_buckets_);
+    return series;
+  });
 }
 
 ServerMetrics::StageSeries ServerMetrics::Stages(absl::string_view model) {
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = stage_series_.find(model);
-    if (it != stage_series_.end()) return it->second;
-  }
-  StageSeries series{};
-  for (int i = 0; i < kStages; ++i) {
-    series[i] = AddSeries(stages_, {{"model", std::string(model)}, {"stage", kStageNames[i]}},
-                          latency_buckets_);
-  }
-  absl::MutexLock lock(&mu_);
-  return stage_series_.try_emplace(std::string(model), series).first->second;
+  return stage_series_.FindOrMake(model, [&] {
+    StageSeries series{};
+    for (int i = 0; i < kStages; ++i) {
+      series[i] = AddSeries(stages_, {{"model", std::string(model)}, {"stage", kStageNames[i]}},
+                            latency_buckets_);
+    }
+    return series;
+  });
 }
 
 prometheus::Histogram* ServerMetrics::Batch(absl::string_view batcher) {
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = batch_series_.find(batcher);
-    if (it != batch_series_.end()) return it->second;
-  }
-  prometheus::Histogram* series =
-      AddSeries(batch_size_, {{"batcher", std::string(batcher)}}, batch_buckets_);
-  absl::MutexLock lock(&mu_);
-  return batch_series_.try_emplace(std::string(batcher), series).first->second;
+  return batch_series_.FindOrMake(batcher, [&] {
+    return AddSeries(batch_size_, {{"batcher", std::string(batcher)}}, batch_buckets_);
+  });
 }
 
 prometheus::Counter* ServerMetrics::Rejected(absl::string_view queue) {
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = rejected_series_.find(queue);
-    if (it != rejected_series_.end()) return it->second;
-  }
-  prometheus::Counter* series = AddSeries(rejected_, {{"queue", std::string(queue)}});
-  absl::MutexLock lock(&mu_);
-  return rejected_series_.try_emplace(std::string(queue), series).first->second;
+  return rejected_series_.FindOrMake(queue, [&] {
+    return AddSeries(rejected_, {{"queue", std::string(queue)}});
+  });
 }
 
 void ServerMetrics::RecordCall(absl::string_view rpc, absl::StatusCode code, double seconds) {

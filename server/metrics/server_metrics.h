@@ -86,7 +86,7 @@ class ServerMetrics {
                 prometheus::Family<prometheus::Histogram>* batch_size,
                 prometheus::Family<prometheus::Counter>* rejected);
 
-  // Find or create; values are copied out because map values move on rehash.
+  // Find or create.
   CallSeries Call(absl::string_view rpc, absl::StatusCode code);
   StageSeries Stages(absl::string_view model);
   prometheus::Histogram* Batch(absl::string_view batcher);
@@ -101,12 +101,34 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>* const batch_size_;
   prometheus::Family<prometheus::Counter>* const rejected_;
 
+  // Series by label values: looked up under a reader lock, else made by `make` outside the lock
+  // (the family has its own) and kept, the first one kept winning (a family hands out one series
+  // per label set). Values are copied out because map values move on rehash.
+  template <typename Key, typename Series>
+  class SeriesCache {
+   public:
+    template <typename Lookup, typename Make>
+    Series FindOrMake(const Lookup& key, Make make) ABSL_LOCKS_EXCLUDED(mu_) {
+      {
+        absl::ReaderMutexLock lock(&mu_);
+        auto it = series_.find(key);
+        if (it != series_.end()) return it->second;
+      }
+      const Series made = make();
+      absl::MutexLock lock(&mu_);
+      return series_.try_emplace(Key(key), made).first->second;
+    }
+
+   private:
+    absl::Mutex mu_;
+    absl::flat_hash_map<Key, Series> series_ ABSL_GUARDED_BY(mu_);
+  };
+
   // Series handed out by the families live as long as the registry; these only cache them.
-  mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::pair<std::string, int>, CallSeries> calls_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, StageSeries> stage_series_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, prometheus::Histogram*> batch_series_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, prometheus::Counter*> rejected_series_ ABSL_GUARDED_BY(mu_);
+  SeriesCache<std::pair<std::string, int>, CallSeries> calls_;
+  SeriesCache<std::string, StageSeries> stage_series_;
+  SeriesCache<std::string, prometheus::Histogram*> batch_series_;
+  SeriesCache<std::string, prometheus::Counter*> rejected_series_;
 };
 
 }  // namespace cropshield::metrics

@@ -1,0 +1,294 @@
+#include "server/metrics/http_event_loop.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "server/metrics/http_message.h"
+#include "server/metrics/http_socket.h"
+
+namespace cropshield::metrics {
+namespace {
+
+using internal::Clock;
+using internal::kHandling;
+using internal::kLingering;
+using internal::kPhases;
+using internal::kReading;
+using internal::kWriting;
+using internal::PlainResponse;
+
+constexpr auto kLingerAfterResponse = std::chrono::milliseconds(100);
+constexpr auto kAcceptPause = std::chrono::milliseconds(50);  // after EMFILE with nothing to drop
+constexpr int kMaxAcceptsPerWakeup = 64;
+constexpr int kMaxEvents = 256;
+constexpr size_t kMaxDiscardPerEvent = 64 << 10;  // lingering: bytes read and dropped per wakeup
+
+// Milliseconds from `now` until `deadline`, rounded up, for epoll_wait.
+int MillisUntil(Clock::time_point now, Clock::time_point deadline) {
+  if (deadline <= now) return 0;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+  return static_cast<int>(std::min<int64_t>(left, 60'000));
+}
+
+}  // namespace
+
+HttpServer::Loop::Loop(HttpServer* server, int epoll_fd)
+    : server_(server),
+      epoll_fd_(epoll_fd),
+      connections_(epoll_fd, kWakeId + 1, server->max_connections_,
+                   server->options_.max_connections_per_peer) {}
+
+HttpServer::Loop::~Loop() { internal::CloseFd(epoll_fd_); }  // connections_ closes the rest
+
+void HttpServer::Loop::Run() {
+  std::array<epoll_event, kMaxEvents> events;
+  for (;;) {
+    const int ready = epoll_wait(epoll_fd_, events.data(), kMaxEvents, WaitMillis(Clock::now()));
+    if (ready < 0 && errno != EINTR) return;  // only on a broken epoll descriptor
+    for (int i = 0; i < ready; ++i) {
+      if (!HandleEvent(events[i])) return;
+    }
+    const Clock::time_point now = Clock::now();
+    ExpireTimeouts(now);
+    MaybeResumeAccepting(now);
+  }
+}
+
+bool HttpServer::Loop::HandleEvent(const epoll_event& event) {
+  if (event.data.u64 == kListenId) {
+    AcceptAll();
+  } else if (event.data.u64 == kWakeId) {
+    return TakeCompletions();
+  } else if (Connection* c = connections_.Find(event.data.u64); c != nullptr) {
+    OnConnectionEvent(*c, event.events);  // a connection closed earlier in this batch is gone
+  }
+  return true;
+}
+
+void HttpServer::Loop::AcceptAll() {
+  for (int i = 0; i < kMaxAcceptsPerWakeup && !accept_paused_; ++i) {
+    if (!AcceptOne()) return;
+  }
+}
+
+bool HttpServer::Loop::AcceptOne() {
+  sockaddr_storage peer{};
+  socklen_t peer_size = sizeof(peer);
+  const int fd = accept4(server_->listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_size,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) {
+    connections_.Admit(fd, internal::PeerKey(peer));
+    return true;
+  }
+  if (errno == EINTR || errno == ECONNABORTED) return true;
+  if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+    // Out of descriptors or memory: make room, or stop polling a listen socket that stays
+    // readable (it would spin) for a moment.
+    if (connections_.EvictOldest()) return true;
+    PauseAccepting(Clock::now());
+  }
+  return false;  // EAGAIN: nothing more to accept
+}
+
+bool HttpServer::Loop::TakeCompletions() {
+  uint64_t count = 0;
+  (void)!read(server_->wake_fd_, &count, sizeof(count));
+  bool stopping = false;
+  for (Completion& done : server_->TakeCompletions(&stopping)) {
+    // Gone if the client hung up or it was evicted meanwhile.
+    Connection* c = connections_.Find(done.id);
+    if (c != nullptr && c->phase == kHandling) StartWriting(*c, std::move(done.bytes));
+  }
+  return !stopping;
+}
+
+void HttpServer::Loop::OnConnectionEvent(Connection& c, uint32_t events) {
+  switch (c.phase) {
+    case kReading:
+      ReadHead(c);
+      return;
+    case kHandling:  // no interest registered: only a hang-up or an error gets here
+      if ((events & (EPOLLHUP | EPOLLERR)) != 0) connections_.Close(c);
+      return;
+    case kWriting:
+      if ((events & (EPOLLHUP | EPOLLERR)) != 0) {
+        connections_.Close(c);
+      } else {
+        ContinueWriting(c);
+      }
+      return;
+    case kLingering:
+      DrainLingering(c);
+      return;
+    case kPhases:
+      return;
+  }
+}
+
+void HttpServer::Loop::ReadHead(Connection& c) {
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = recv(c.fd, buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {  // closed or reset before a complete head
+      connections_.Close(c);
+      return;
+    }
+    const size_t scanned = c.in.size() < 3 ? 0 : c.in.size() - 3;
+    c.in.append(buffer, static_cast<size_t>(n));
+    const size_t end = internal::HeadEnd(c.in, scanned);
+    if (end != std::string::npos) {
+      Dispatch(c, absl::string_view(c.in).substr(0, end));
+      return;
+    }
+    if (c.in.size() > server_->options_.max_request_bytes) {
+      StartWriting(c, PlainResponse(431, "request head too large\n"));
+      return;
+    }
+  }
+}
+
+void HttpServer::Loop::Dispatch(Connection& c, absl::string_view head) {
+  if (head.size() > server_->options_.max_request_bytes) {
+    StartWriting(c, PlainResponse(431, "request head too large\n"));
+    return;
+  }
+  absl::StatusOr<HttpRequest> request = internal::ParseHead(head);
+  if (!request.ok()) {
+    StartWriting(c, PlainResponse(400, absl::StrCat(request.status().message(), "\n")));
+    return;
+  }
+  if (request->method != "GET" && request->method != "HEAD") {
+    HttpResponse response;
+    response.status = 405;
+    response.body = "only GET and HEAD are supported\n";
+    response.headers.push_back("Allow: GET, HEAD");
+    StartWriting(c, internal::SerializeResponse(response, true));
+    return;
+  }
+  Job job;
+  job.id = c.id;
+  job.include_body = request->method != "HEAD";
+  job.request = *std::move(request);
+  if (!server_->Enqueue(std::move(job))) {
+    StartWriting(c, PlainResponse(503, "busy\n"));
+    return;
+  }
+  c.in.clear();
+  connections_.SetPhase(c, kHandling, 0);
+}
+
+void HttpServer::Loop::StartWriting(Connection& c, std::string bytes) {
+  c.in.clear();
+  c.out = std::move(bytes);
+  c.sent = 0;
+  if (connections_.SetPhase(c, kWriting, EPOLLOUT)) ContinueWriting(c);
+}
+
+void HttpServer::Loop::ContinueWriting(Connection& c) {
+  while (c.sent < c.out.size()) {
+    const ssize_t n = send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT resumes
+    connections_.Close(c);
+    return;
+  }
+  StartLingering(c);
+}
+
+// Half-close, then read what the client still sends until it closes (briefly): closing a socket
+// with unread input sends a reset, which can destroy the response before the client reads it.
+void HttpServer::Loop::StartLingering(Connection& c) {
+  shutdown(c.fd, SHUT_WR);
+  std::string().swap(c.out);
+  connections_.SetPhase(c, kLingering, EPOLLIN | EPOLLRDHUP);
+}
+
+void HttpServer::Loop::DrainLingering(Connection& c) {
+  char buffer[4096];
+  for (size_t drained = 0; drained < kMaxDiscardPerEvent;) {
+    const ssize_t n = recv(c.fd, buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) break;  // the client closed (or reset): done
+    drained += static_cast<size_t>(n);
+  }
+  connections_.Close(c);  // done, or a client that keeps sending
+}
+
+HttpServer::Loop::Clock::duration HttpServer::Loop::Timeout(Phase phase) const {
+  switch (phase) {
+    case kReading:
+      return absl::ToChronoNanoseconds(server_->options_.header_timeout);
+    case kWriting:
+      return absl::ToChronoNanoseconds(server_->options_.send_timeout);
+    case kLingering:
+      return kLingerAfterResponse;
+    default:
+      return Clock::duration::max();  // handling: the handler answers (the queue is bounded)
+  }
+}
+
+void HttpServer::Loop::ExpireTimeouts(Clock::time_point now) {
+  for (Phase phase : {kReading, kWriting, kLingering}) {
+    const Clock::duration timeout = Timeout(phase);
+    for (Connection* c = connections_.Oldest(phase); c != nullptr && now - c->since >= timeout;
+         c = connections_.Oldest(phase)) {
+      if (phase == kReading) {
+        StartWriting(*c, PlainResponse(408, "request timeout\n"));  // leaves the list
+      } else {
+        connections_.Close(*c);
+      }
+    }
+  }
+}
+
+int HttpServer::Loop::WaitMillis(Clock::time_point now) const {
+  int wait = -1;
+  auto consider = [&](Clock::time_point deadline) {
+    const int ms = MillisUntil(now, deadline);
+    wait = wait < 0 ? ms : std::min(wait, ms);
+  };
+  for (Phase phase : {kReading, kWriting, kLingering}) {
+    if (const Connection* c = connections_.Oldest(phase); c != nullptr) {
+      consider(c->since + Timeout(phase));
+    }
+  }
+  if (accept_paused_) consider(resume_accept_at_);
+  return wait;
+}
+
+void HttpServer::Loop::PauseAccepting(Clock::time_point now) {
+  epoll_event event{};
+  event.data.u64 = kListenId;
+  event.events = 0;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, server_->listen_fd_, &event);
+  accept_paused_ = true;
+  resume_accept_at_ = now + kAcceptPause;
+}
+
+void HttpServer::Loop::MaybeResumeAccepting(Clock::time_point now) {
+  if (!accept_paused_ || now < resume_accept_at_) return;
+  epoll_event event{};
+  event.data.u64 = kListenId;
+  event.events = EPOLLIN;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, server_->listen_fd_, &event);
+  accept_paused_ = false;
+}
+
+}  // namespace cropshield::metrics

@@ -1,0 +1,73 @@
+// Internal to HttpServer: the event loop (see the top of http_server.h). It accepts connections,
+// reads their request heads, answers what it can alone (400, 405, 408, 431, 503), hands complete
+// GET/HEAD requests to the handler threads, writes their answers and times connections out.
+//
+// Thread-safety: everything here runs on the loop thread (construction and destruction aside,
+// which happen while no loop thread runs). It reaches the handler threads only through
+// HttpServer's job and completion queues.
+#ifndef CROPSHIELD_SERVER_METRICS_HTTP_EVENT_LOOP_H_
+#define CROPSHIELD_SERVER_METRICS_HTTP_EVENT_LOOP_H_
+
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "server/metrics/http_connection_table.h"
+#include "server/metrics/http_server.h"
+
+namespace cropshield::metrics {
+
+class HttpServer::Loop {
+ public:
+  static constexpr uint64_t kListenId = 0;  // epoll data of the listen socket
+  static constexpr uint64_t kWakeId = 1;    // ... and of the eventfd; connections follow
+
+  // Takes `epoll_fd`; `server` must have its options, listen socket, eventfd and
+  // max_connections set.
+  Loop(HttpServer* server, int epoll_fd);
+  ~Loop();  // closes the connections and the epoll descriptor
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Serves until Shutdown wakes it.
+  void Run();
+
+ private:
+  using Clock = internal::Clock;
+  using Connection = internal::Connection;
+  using Phase = internal::Phase;
+
+  // Event handlers.
+  bool HandleEvent(const epoll_event& event);  // false once Shutdown has been called
+  void AcceptAll();
+  bool AcceptOne();        // false when nothing (more) can be accepted now
+  bool TakeCompletions();  // false once Shutdown has been called
+  void OnConnectionEvent(Connection& c, uint32_t events);
+
+  // Connection phases.
+  void ReadHead(Connection& c);
+  void Dispatch(Connection& c, absl::string_view head);
+  void StartWriting(Connection& c, std::string bytes);
+  void ContinueWriting(Connection& c);
+  void StartLingering(Connection& c);
+  void DrainLingering(Connection& c);
+  void ExpireTimeouts(Clock::time_point now);
+
+  // Timing and accepting.
+  void PauseAccepting(Clock::time_point now);
+  void MaybeResumeAccepting(Clock::time_point now);
+  int WaitMillis(Clock::time_point now) const;
+  Clock::duration Timeout(Phase phase) const;
+
+  HttpServer* const server_;
+  const int epoll_fd_;
+  internal::ConnectionTable connections_;
+  bool accept_paused_ = false;
+  Clock::time_point resume_accept_at_;
+};
+
+}  // namespace cropshield::metrics
+
+#endif  // CROPSHIELD_SERVER_METRICS_HTTP_EVENT_LOOP_H_
