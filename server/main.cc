@@ -24,8 +24,8 @@
 #include "common/log.h"
 #include "server/engine/model.h"
 #include "server/engine/model_package.h"
-#include "server/service/admin_auth.h"
-#include "server/service/server.h"
+#include "server/core/admin_auth.h"
+#include "server/app/server.h"
 
 #ifndef CROPSHIELD_DEFAULT_MODEL
 #define CROPSHIELD_DEFAULT_MODEL "models/repository"
@@ -204,7 +204,7 @@ int Run() {
   }
   cropshield::engine::ConfigureTorchRuntime(threads, absl::GetFlag(FLAGS_malloc_arenas));
 
-  cropshield::service::ServerOptions options;
+  cropshield::app::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
@@ -212,45 +212,45 @@ int Run() {
       std::max<int64_t>(0, absl::GetFlag(FLAGS_grpc_memory_quota_bytes));
   options.max_connection_idle =
       absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_max_connection_idle_ms)));
-  options.service.limits.explain_max_output_pixels =
+  options.core.limits.explain_max_output_pixels =
       std::max<int64_t>(1, absl::GetFlag(FLAGS_explain_max_output_pixels));
-  options.service.max_inflight_request_bytes = absl::GetFlag(FLAGS_max_inflight_request_bytes);
-  options.service.explain_render_budget_bytes = absl::GetFlag(FLAGS_explain_render_budget_bytes);
+  options.core.max_inflight_request_bytes = absl::GetFlag(FLAGS_max_inflight_request_bytes);
+  options.core.explain_render_budget_bytes = absl::GetFlag(FLAGS_explain_render_budget_bytes);
   options.service.max_response_send_time =
       absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_max_response_send_ms)));
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.release_memory_after_idle =
       absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_release_memory_idle_ms)));
-  options.service.workers = workers;
-  options.service.queue_capacity =
+  options.core.workers = workers;
+  options.core.queue_capacity =
       static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_queue_capacity)));
-  options.service.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
-  options.service.limits.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
-  options.service.explain_max_batch_size = std::max(1, absl::GetFlag(FLAGS_explain_max_batch_size));
-  options.service.max_batch_size = std::max(1, absl::GetFlag(FLAGS_max_batch_size));
-  options.service.max_queue_delay_us =
+  options.core.limits.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
+  options.core.limits.max_image_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  options.core.explain_max_batch_size = std::max(1, absl::GetFlag(FLAGS_explain_max_batch_size));
+  options.core.max_batch_size = std::max(1, absl::GetFlag(FLAGS_max_batch_size));
+  options.core.max_queue_delay_us =
       std::max<int64_t>(0, absl::GetFlag(FLAGS_max_queue_delay_us));
-  options.service.predict_batch_threads = absl::GetFlag(FLAGS_batch_threads);
-  if (options.service.predict_batch_threads <= 0) {
-    options.service.predict_batch_threads = cuda ? 2 : 1;
+  options.core.predict_batch_threads = absl::GetFlag(FLAGS_batch_threads);
+  if (options.core.predict_batch_threads <= 0) {
+    options.core.predict_batch_threads = cuda ? 2 : 1;
   }
-  options.service.explain_cache_bytes = absl::GetFlag(FLAGS_explain_cache_bytes);
-  options.service.predict_cache_bytes = absl::GetFlag(FLAGS_predict_cache_bytes);
-  options.service.cache_shards = absl::GetFlag(FLAGS_cache_shards);
-  options.service.cache_ttl = absl::Seconds(std::max(0, absl::GetFlag(FLAGS_cache_ttl_s)));
+  options.core.explain_cache_bytes = absl::GetFlag(FLAGS_explain_cache_bytes);
+  options.core.predict_cache_bytes = absl::GetFlag(FLAGS_predict_cache_bytes);
+  options.core.cache_shards = absl::GetFlag(FLAGS_cache_shards);
+  options.core.cache_ttl = absl::Seconds(std::max(0, absl::GetFlag(FLAGS_cache_ttl_s)));
   // The token never appears in logs or flags' values shown by --help.
-  absl::StatusOr<std::string> token = cropshield::service::ReadAdminToken(
+  absl::StatusOr<std::string> token = cropshield::core::ReadAdminToken(
       absl::GetFlag(FLAGS_admin_token_file), std::getenv("CROPSHIELD_ADMIN_TOKEN"));
   if (!token.ok()) {
     CS_LOG_ERROR("cannot start: ", token.status().ToString());
     return 1;
   }
-  options.service.admin.token = *std::move(token);
-  options.service.admin.trust_loopback = absl::GetFlag(FLAGS_admin_trust_loopback);
-  options.service.admin.client_identities = absl::GetFlag(FLAGS_admin_client_identities);
-  options.service.max_inflight_calls =
+  options.core.admin.token = *std::move(token);
+  options.core.admin.trust_loopback = absl::GetFlag(FLAGS_admin_trust_loopback);
+  options.core.admin.client_identities = absl::GetFlag(FLAGS_admin_client_identities);
+  options.core.max_inflight_calls =
       std::max<int64_t>(0, absl::GetFlag(FLAGS_max_inflight_calls));
-  options.service.retry_pushback_ms = std::max<int64_t>(1, absl::GetFlag(FLAGS_retry_pushback_ms));
+  options.core.retry_pushback_ms = std::max<int64_t>(1, absl::GetFlag(FLAGS_retry_pushback_ms));
   options.max_concurrent_streams = std::max(0, absl::GetFlag(FLAGS_max_concurrent_streams));
   options.max_connection_age =
       absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_max_connection_age_ms)));
@@ -268,12 +268,12 @@ int Run() {
     }
     *target = *std::move(pem);
   }
-  if (!options.service.admin.client_identities.empty() && options.tls_client_ca_pem.empty()) {
+  if (!options.core.admin.client_identities.empty() && options.tls_client_ca_pem.empty()) {
     CS_LOG_ERROR("cannot start: --admin_client_identities needs mutual TLS (--tls_client_ca)");
     return 1;
   }
 
-  cropshield::service::ModelManagerOptions& models = options.models;
+  cropshield::core::ModelManagerOptions& models = options.core.models;
   models.model_path = absl::GetFlag(FLAGS_model);
   models.model_name = absl::GetFlag(FLAGS_model_name);
   models.poll_interval = absl::Seconds(std::max(0, absl::GetFlag(FLAGS_model_poll_interval_s)));
@@ -284,9 +284,9 @@ int Run() {
   models.load_options.warmup_iterations = std::max(1, absl::GetFlag(FLAGS_warmup_iterations));
   models.load_options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   models.load_options.max_batch_size =
-      std::max(options.service.max_batch_size, options.service.explain_max_batch_size);
+      std::max(options.core.max_batch_size, options.core.explain_max_batch_size);
 
-  auto server = cropshield::service::CropShieldServer::Start(options);
+  auto server = cropshield::app::CropShieldServer::Start(options);
   if (!server.ok()) {
     CS_LOG_ERROR("cannot start: ", server.status().ToString());
     return 1;
@@ -302,7 +302,7 @@ int Run() {
                 " (GET /metrics; --metrics_address=", options.metrics_address, ")");
   }
 
-  absl::StatusOr<cropshield::service::ReloadOutcome> loaded =
+  absl::StatusOr<cropshield::core::ReloadOutcome> loaded =
       (*server)->model_manager()->LoadNow(absl::GetFlag(FLAGS_model_version));
   if (!loaded.ok()) {
     CS_LOG_ERROR("cannot load model: ", loaded.status().ToString());
@@ -315,7 +315,7 @@ int Run() {
   }
   (*server)->SetServing(true);
   (*server)->model_manager()->StartWatching();
-  const std::string admin = cropshield::service::DescribeAdminPolicy(options.service.admin);
+  const std::string admin = cropshield::core::DescribeAdminPolicy(options.core.admin);
   CS_LOG_INFO("SERVING model=", (*served)->name(), " version=", (*served)->version(),
               " device=", (*served)->device_name(), " precision=", (*served)->precision(),
               " classes=", (*served)->num_classes(), " address=", options.address,

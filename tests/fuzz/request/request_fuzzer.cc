@@ -1,4 +1,4 @@
-// libFuzzer target for request validation (server/service/request_validation.h): the checks the
+// libFuzzer target for request validation (server/core/request_validation.h): the checks the
 // service runs on a PredictRequest or ExplainRequest before any work is queued. The first input
 // byte picks the message (even: Predict, odd: Explain); the rest is the serialized request, as it
 // arrives off the wire. Every request must be either refused with INVALID_ARGUMENT and a message,
@@ -16,17 +16,17 @@
 #include "absl/status/statusor.h"
 #include "cropshield/v1/cropshield.pb.h"
 #include "cropshield/v1/model_metadata.pb.h"
-#include "server/service/request_validation.h"
+#include "server/core/request_validation.h"
 
 namespace {
 
 namespace v1 = cropshield::v1;
-using cropshield::service::CheckImageSize;
-using cropshield::service::ExplainCacheVariant;
-using cropshield::service::ExplainPlan;
-using cropshield::service::ImageLimits;
-using cropshield::service::PlanExplain;
-using cropshield::service::ResolveTopK;
+using cropshield::core::CheckImageSize;
+using cropshield::core::ExplainCacheVariant;
+using cropshield::core::ExplainPlan;
+using cropshield::core::ImageLimits;
+using cropshield::core::PlanExplain;
+using cropshield::core::ResolveTopK;
 
 void Check(bool condition) {
   if (!condition) std::abort();

@@ -1,0 +1,197 @@
+#include "server/app/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "server/engine/model.h"
+#include "server/metrics/metrics_endpoint.h"
+#include "server/metrics/process_collector.h"
+#include "server/metrics/state_collector.h"
+#include "server/grpc_api/health_service.h"
+
+namespace cropshield::app {
+namespace {
+
+// gRPC's channel arguments are ints; longer durations are clamped rather than wrapped.
+int MillisecondsForChannelArg(absl::Duration duration) {
+  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(duration), 0, INT_MAX));
+}
+
+}  // namespace
+
+namespace {
+
+// Bounds on what any one peer's connections and calls can make gRPC hold (hostile clients).
+void ApplyConnectionLimits(const ServerOptions& options, grpc::ServerBuilder* builder) {
+  builder->SetMaxSendMessageSize(static_cast<int>(
+      std::clamp<int64_t>(options.max_send_message_bytes, 1, std::numeric_limits<int>::max())));
+  if (options.grpc_memory_quota_bytes > 0) {
+    grpc::ResourceQuota quota("cropshield-server");
+    quota.Resize(static_cast<size_t>(options.grpc_memory_quota_bytes));
+    builder->SetResourceQuota(quota);
+  }
+  if (options.max_connection_idle > absl::ZeroDuration()) {
+    builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                                MillisecondsForChannelArg(options.max_connection_idle));
+  }
+  builder->AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                              MillisecondsForChannelArg(options.handshake_timeout));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(ServerOptions options) {
+  std::unique_ptr<CropShieldServer> server(new CropShieldServer());
+  server->release_memory_after_idle_ = options.release_memory_after_idle;
+  auto core = core::InferenceCore::Create(options.core, &server->metrics_);
+  if (!core.ok()) return core.status();
+  server->core_ = *std::move(core);
+  auto service = grpc_api::CropShieldService::Create(options.service, server->core_.get());
+  if (!service.ok()) return service.status();
+  server->service_ = *std::move(service);
+
+  server->process_registration_ =
+      server->metrics_.Add(std::make_shared<metrics::ProcessCollector>());
+  auto state = std::make_shared<metrics::StateCollector>();
+  state->AddModels([models = &server->core_->models()] {
+    std::vector<metrics::StateCollector::ModelInfo> infos;
+    for (const auto& model : models->All()) {
+      infos.push_back({model->name(), model->version(), model->device_name(), model->precision(),
+                       model->load_report().load_seconds, model->load_report().warmup_seconds});
+    }
+    return infos;
+  });
+  state->AddIdleMemoryReleases([releases = &server->idle_memory_releases_] {
+    return static_cast<double>(releases->load(std::memory_order_relaxed));
+  });
+  state->AddGpuMemory([] {
+    std::vector<metrics::StateCollector::GpuMemory> gpus;
+    for (const engine::GpuMemoryStats& gpu : engine::CudaMemoryStats()) {
+      gpus.push_back({absl::StrCat("cuda:", gpu.device), static_cast<double>(gpu.allocated_bytes),
+                      static_cast<double>(gpu.reserved_bytes)});
+    }
+    return gpus;
+  });
+  if (server->core_->model_manager() != nullptr) {
+    state->AddModelLoads([manager = server->core_->model_manager()] {
+      core::ModelLoadCounters counters = manager->Counters();
+      metrics::StateCollector::ModelLoads loads;
+      for (const auto& [key, count] : counters.loads) {
+        loads.counts.push_back({key.first, key.second, static_cast<double>(count)});
+      }
+      loads.last_ok = counters.last_ok;
+      loads.last_finished_unix_seconds = counters.last_finished_unix_seconds;
+      return loads;
+    });
+  }
+  server->state_registration_ = server->metrics_.Add(std::move(state));
+  if (!options.metrics_address.empty()) {
+    auto endpoint = metrics::StartMetricsEndpoint(options.metrics_address, &server->metrics_);
+    if (endpoint.ok()) {
+      server->metrics_endpoint_ = *std::move(endpoint);
+    } else if (absl::IsUnavailable(endpoint.status())) {
+      CS_LOG_ERROR("metrics endpoint disabled: ", endpoint.status().message());
+    } else {
+      return endpoint.status();
+    }
+  }
+
+  // Our own health service (NOT_SERVING from the first call on), not gRPC's default one.
+  grpc::EnableDefaultHealthCheckService(false);
+  server->health_ = std::make_unique<grpc_api::HealthService>(std::vector<std::string>{
+      std::string(cropshield::v1::CropShieldService::service_full_name())});
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options.tls_cert_pem.empty() || !options.tls_key_pem.empty()) {
+    if (options.tls_cert_pem.empty() || options.tls_key_pem.empty()) {
+      return absl::InvalidArgumentError("TLS needs both a certificate and a key");
+    }
+    grpc::SslServerCredentialsOptions tls(
+        options.tls_client_ca_pem.empty()
+            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    tls.pem_root_certs = options.tls_client_ca_pem;
+    tls.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
+    credentials = grpc::SslServerCredentials(tls);
+  } else if (!options.tls_client_ca_pem.empty()) {
+    return absl::InvalidArgumentError("a TLS client CA needs a server certificate and key too");
+  }
+  builder.AddListeningPort(options.address, credentials, &server->port_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  ApplyConnectionLimits(options, &builder);
+  if (options.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               MillisecondsForChannelArg(options.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               MillisecondsForChannelArg(options.max_connection_age_grace));
+  }
+  builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->health_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.address, " (address in use or invalid?)"));
+  }
+  return server;
+}
+
+CropShieldServer::~CropShieldServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+void CropShieldServer::SetServing(bool serving) {
+  if (health_ != nullptr) health_->SetServing(serving);
+  if (serving && idle_release_ == nullptr && !shut_down_ &&
+      release_memory_after_idle_ > absl::ZeroDuration()) {
+    auto idle = IdleAction::Create(
+        release_memory_after_idle_,
+        // Loads count as work: a hot reload while no calls come frees the replaced version.
+        [core = core_.get(), manager = core_->model_manager()] {
+          IdleAction::Activity activity{core->CallsStarted(), core->InFlight()};
+          if (manager != nullptr) {
+            activity.started += manager->LoadsStarted();
+            activity.in_progress += manager->LoadsInProgress();
+          }
+          return activity;
+        },
+        [this] {
+          engine::ReleaseFreeMemory();
+          idle_memory_releases_.fetch_add(1, std::memory_order_relaxed);
+        });
+    if (idle.ok()) {
+      idle_release_ = *std::move(idle);
+    } else {
+      CS_LOG_ERROR("idle memory release not started: ", idle.status().ToString());
+    }
+  }
+}
+
+void CropShieldServer::Shutdown(std::chrono::milliseconds grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  idle_release_.reset();
+  // Answers queued ReloadModel calls, so that the gRPC server can wait for every call below.
+  if (core_ != nullptr && core_->model_manager() != nullptr) core_->model_manager()->Shutdown();
+  if (server_ != nullptr) {
+    // NOT_SERVING, and Watch streams end now: the shutdown below would wait for them.
+    health_->Shutdown();
+    server_->Shutdown(std::chrono::system_clock::now() + grace);
+    server_->Wait();
+  }
+  if (core_ != nullptr) core_->Shutdown();
+  // Last, so that scrapes see the drain; the service is stopped but still alive here.
+  if (metrics_endpoint_ != nullptr) metrics_endpoint_->Shutdown();
+}
+
+}  // namespace cropshield::app

@@ -1,0 +1,115 @@
+// Predict through the core: admit -> optional response cache -> worker decodes and preprocesses
+// -> predict batcher: one forward per model in the batch -> top-k answer.
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/core/inference_core.h"
+#include "server/core/jobs.h"
+
+namespace cropshield::core {
+
+void InferenceCore::Predict(const cropshield::v1::PredictRequest& request,
+                            cropshield::v1::PredictResponse* response, Responder* responder) {
+  std::shared_ptr<Call> call = StartCall(Rpc::kPredict, responder, request.request_id());
+  if (!Admit(*call)) return;
+  absl::StatusOr<std::shared_ptr<const engine::Model>> model = ModelForCall(request.model(), *call);
+  if (!model.ok()) return;
+  absl::StatusOr<int> top_k = ResolveTopK(request.top_k(), (*model)->num_classes());
+  absl::Status valid =
+      top_k.ok() ? CheckImageSize(request.image().data(), options_.limits) : top_k.status();
+  if (!valid.ok()) return call->Finish(valid);
+  if (!Reserve(*call, request_bytes_, RequestBytes(request.image().data(), **model),
+               "request_bytes", "--max_inflight_request_bytes")) {
+    return;
+  }
+
+  auto job = std::make_shared<PredictJob>();
+  job->call = call;
+  job->request = &request;
+  job->response = response;
+  job->model = *std::move(model);
+  job->top_k = *top_k;
+  // Optional response cache: the cached bytes hold everything but the per-call fields.
+  if (predict_cache_ != nullptr) {
+    auto [high, low] = cache::KeyedHashBytes128(request.image().data());
+    job->key = cache::CacheKey{job->model->name(), job->model->version(), high, low,
+                               absl::StrCat("predict|k=", job->top_k)};
+    if (AnswerFromCache(predict_cache_.get(), job->key, call, &request, response)) return;
+    job->leader = true;
+  }
+  PrepareThenBatch(job, predict_batcher_.get(), "predict_batcher",
+                   [this](const std::shared_ptr<PredictJob>& j, const absl::Status& status) {
+                     FinishPredictJob(j, status);
+                   });
+}
+
+void InferenceCore::RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> jobs) {
+  // Calls cancelled or past their deadline while queued are dropped before inference.
+  std::vector<std::shared_ptr<PredictJob>> alive_jobs;
+  for (auto& job : jobs) {
+    if (!job->leader) {
+      absl::Status alive = job->call->CheckAlive();
+      if (!alive.ok()) {
+        job->queue_us += job->batch_wait.ElapsedMicros();
+        FinishPredictJob(job, alive);
+        continue;
+      }
+    }
+    alive_jobs.push_back(std::move(job));
+  }
+  for (auto& [model, group] : GroupByModel(std::move(alive_jobs))) {
+    const int batch = static_cast<int>(group.size());
+    const int classes = model->num_classes();
+    std::vector<float> probabilities(static_cast<size_t>(batch) * classes);
+    Stopwatch inference;
+    absl::Status status = model->Classify(BatchInputs(group), absl::MakeSpan(probabilities));
+    const int64_t inference_us = inference.ElapsedMicros();
+    telemetry_->ObserveBatchSize("predict", batch);
+    for (int i = 0; i < batch; ++i) {
+      if (!status.ok()) {
+        FinishPredictJob(group[i], status);
+        continue;
+      }
+      group[i]->inference_us = inference_us;
+      AnswerPredictJob(*group[i], *model,
+                       absl::MakeConstSpan(probabilities)
+                           .subspan(static_cast<size_t>(i) * classes, classes));
+      FinishPredictJob(group[i], absl::OkStatus());
+    }
+  }
+}
+
+void InferenceCore::AnswerPredictJob(PredictJob& job, const engine::Model& model,
+                                     absl::Span<const float> probabilities) {
+  cropshield::v1::PredictResponse* response = job.response;
+  for (cropshield::v1::Prediction& p : TopK(probabilities, job.top_k, model.metadata())) {
+    *response->add_predictions() = std::move(p);
+  }
+  response->mutable_model()->set_name(model.name());
+  response->mutable_model()->set_version(model.version());
+  response->set_image_width(job.prepared.decoded.full_width);
+  response->set_image_height(job.prepared.decoded.full_height);
+}
+
+void InferenceCore::FinishPredictJob(const std::shared_ptr<PredictJob>& job,
+                                     const absl::Status& status) {
+  if (!status.ok()) {
+    if (job->leader) predict_cache_->Complete(job->key, status);
+    return job->call->Finish(status);
+  }
+  cropshield::v1::PredictResponse* response = job->response;
+  if (job->leader) {
+    predict_cache_->Complete(job->key,
+                             std::make_shared<const std::string>(response->SerializeAsString()));
+  }
+  response->set_request_id(job->request->request_id());
+  cropshield::v1::Timing* timing = response->mutable_timing();
+  timing->set_decode_us(job->prepared.decode_us);
+  timing->set_preprocess_us(job->prepared.preprocess_us);
+  timing->set_queue_us(job->queue_us);
+  timing->set_inference_us(job->inference_us);
+  timing->set_total_us(job->call->ElapsedMicros());
+  job->call->Finish(absl::OkStatus(), timing);
+}
+
+}  // namespace cropshield::core
