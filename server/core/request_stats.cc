@@ -5,8 +5,6 @@
 namespace cropshield::core {
 namespace {
 
-constexpr const char* kStageNames[] = {"decode",    "preprocess", "queue",
-                                       "inference", "explain",    "encode"};
 
 void AddSummary(const char* name, const LatencyWindow& window, absl::Time now,
                 cropshield::v1::LatencySummary* out) {
@@ -30,17 +28,14 @@ void RequestStats::RecordCall(Rpc rpc, absl::StatusCode code, int64_t total_us) 
   if (code != absl::StatusCode::kOk) ++errors_[index][absl::StatusCodeToString(code)];
 }
 
-void RequestStats::RecordStage(Stage stage, int64_t micros) {
+void RequestStats::RecordStage(metrics::Stage stage, int64_t micros) {
   stage_latency_[static_cast<int>(stage)].Record(micros, absl::Now());
 }
 
 void RequestStats::RecordTiming(const cropshield::v1::Timing& timing) {
-  const std::pair<Stage, int64_t> stages[] = {
-      {Stage::kDecode, timing.decode_us()},   {Stage::kPreprocess, timing.preprocess_us()},
-      {Stage::kQueue, timing.queue_us()},     {Stage::kInference, timing.inference_us()},
-      {Stage::kExplain, timing.explain_us()}, {Stage::kEncode, timing.encode_us()}};
-  for (const auto& [stage, micros] : stages) {
-    if (micros > 0) RecordStage(stage, micros);
+  const std::array<int64_t, metrics::kStageCount> stages = metrics::StageMicros(timing);
+  for (int stage = 0; stage < metrics::kStageCount; ++stage) {
+    if (stages[stage] > 0) RecordStage(static_cast<metrics::Stage>(stage), stages[stage]);
   }
 }
 
@@ -59,8 +54,8 @@ void RequestStats::Fill(cropshield::v1::StatsResponse* response) const {
   for (int i = 0; i < kRpcs; ++i) {
     AddSummary(kRpcNames[i], rpc_latency_[i], now, response->add_rpc_latency());
   }
-  for (int i = 0; i < kStages; ++i) {
-    AddSummary(kStageNames[i], stage_latency_[i], now, response->add_stage_latency());
+  for (int i = 0; i < metrics::kStageCount; ++i) {
+    AddSummary(metrics::kStageNames[i], stage_latency_[i], now, response->add_stage_latency());
   }
 }
 

@@ -17,17 +17,17 @@
 #include "common/latency_window.h"
 #include "cropshield/v1/cropshield.pb.h"
 #include "server/core/rpc.h"
+#include "server/metrics/stages.h"
 
 namespace cropshield::core {
 
-enum class Stage { kDecode, kPreprocess, kQueue, kInference, kExplain, kEncode };
 
 class RequestStats {
  public:
   RequestStats();
 
   void RecordCall(Rpc rpc, absl::StatusCode code, int64_t total_us);
-  void RecordStage(Stage stage, int64_t micros);
+  void RecordStage(metrics::Stage stage, int64_t micros);
   // Records every non-zero stage of a response's timing.
   void RecordTiming(const cropshield::v1::Timing& timing);
 
@@ -36,10 +36,9 @@ class RequestStats {
 
  private:
   static constexpr int kRpcs = kRpcCount;
-  static constexpr int kStages = 6;
   const absl::Time start_;
   std::array<LatencyWindow, kRpcs> rpc_latency_;
-  std::array<LatencyWindow, kStages> stage_latency_;
+  std::array<LatencyWindow, metrics::kStageCount> stage_latency_;
   mutable absl::Mutex mu_;
   std::array<int64_t, kRpcs> totals_ ABSL_GUARDED_BY(mu_) = {};
   std::array<std::map<std::string, int64_t>, kRpcs> errors_ ABSL_GUARDED_BY(mu_);

@@ -9,8 +9,6 @@
 namespace cropshield::metrics {
 namespace {
 
-constexpr const char* kStageNames[ServerMetrics::kStages] = {"decode",    "preprocess", "queue",
-                                                             "inference", "gradcam",    "encode"};
 
 // Family::Add only throws for invalid label names (ours are constants) or when out of memory;
 // recording must never throw, so a failure leaves the series out.
@@ -45,7 +43,6 @@ std::vector<double> ServerMetrics::BatchSizeBuckets(int max_batch_size) {
   return buckets;
 }
 
-const char* ServerMetrics::StageName(Stage stage) { return kStageNames[static_cast<int>(stage)]; }
 
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
     Options options, prometheus::Registry* registry) {
@@ -63,7 +60,7 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
     auto& stages =
         Register(prometheus::BuildHistogram(), registry, "cropshield_stage_duration_seconds",
                  "Time spent per stage of a call (decode, preprocess, queue wait, "
-                 "inference, gradcam, encode) by model.");
+                 "inference, explain, encode) by model.");
     auto& batch_size = Register(prometheus::BuildHistogram(), registry, "cropshield_batch_size",
                                 "Requests computed together in one model forward, by batcher.");
     auto& rejected =
@@ -113,7 +110,7 @@ ServerMetrics::CallSeries ServerMetrics::Call(absl::string_view rpc, absl::Statu
 ServerMetrics::StageSeries ServerMetrics::Stages(absl::string_view model) {
   return stage_series_.FindOrMake(model, [&] {
     StageSeries series{};
-    for (int i = 0; i < kStages; ++i) {
+    for (int i = 0; i < kStageCount; ++i) {
       series[i] = AddSeries(stages_, {{"model", std::string(model)}, {"stage", kStageNames[i]}},
                             latency_buckets_);
     }
@@ -146,15 +143,13 @@ void ServerMetrics::RecordStage(absl::string_view model, Stage stage, double sec
 }
 
 void ServerMetrics::RecordTiming(absl::string_view model, const cropshield::v1::Timing& timing) {
-  const std::pair<Stage, int64_t> stages[] = {
-      {Stage::kDecode, timing.decode_us()},   {Stage::kPreprocess, timing.preprocess_us()},
-      {Stage::kQueue, timing.queue_us()},     {Stage::kInference, timing.inference_us()},
-      {Stage::kGradCam, timing.explain_us()}, {Stage::kEncode, timing.encode_us()}};
+  const std::array<int64_t, kStageCount> stages = StageMicros(timing);
   std::optional<StageSeries> series;
-  for (const auto& [stage, micros] : stages) {
+  for (int stage = 0; stage < kStageCount; ++stage) {
+    const int64_t micros = stages[stage];
     if (micros <= 0) continue;
     if (!series.has_value()) series = Stages(model);
-    prometheus::Histogram* histogram = (*series)[static_cast<int>(stage)];
+    prometheus::Histogram* histogram = (*series)[stage];
     if (histogram != nullptr) histogram->Observe(static_cast<double>(micros) * 1e-6);
   }
 }

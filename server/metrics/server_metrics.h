@@ -4,7 +4,8 @@
 //   cropshield_request_errors_total{rpc,code}      counter: finished calls whose code is not OK
 //   cropshield_request_duration_seconds{rpc,code}  histogram: accepted -> finished, on the server
 //   cropshield_stage_duration_seconds{model,stage} histogram: stages of a call; stage is decode,
-//                                                  preprocess, queue, inference, gradcam or encode
+//                                                  preprocess, queue, inference, explain or encode
+//                                                  (stages.h)
 //   cropshield_batch_size{batcher}                 histogram: requests computed in one forward
 //   cropshield_queue_rejected_total{queue}         counter: submissions refused by a full queue
 // `code` is the canonical gRPC status name ("OK", "INVALID_ARGUMENT", ...). Durations use
@@ -32,6 +33,7 @@
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "server/metrics/stages.h"
 
 namespace cropshield::v1 {
 class Timing;
@@ -41,8 +43,7 @@ namespace cropshield::metrics {
 
 class ServerMetrics {
  public:
-  enum class Stage { kDecode, kPreprocess, kQueue, kInference, kGradCam, kEncode };
-  static constexpr int kStages = 6;
+  using Stage = metrics::Stage;
 
   struct Options {
     std::vector<std::string> rpcs;      // requests/duration series with code="OK" start at zero
@@ -60,7 +61,7 @@ class ServerMetrics {
   void RecordCall(absl::string_view rpc, absl::StatusCode code, double seconds);
   void RecordStage(absl::string_view model, Stage stage, double seconds);
   // Records every stage of `timing` that took time (zero means the stage did not run: Predict has
-  // no gradcam or encode stage, cache hits have none).
+  // no explain or encode stage, cache hits have none).
   void RecordTiming(absl::string_view model, const cropshield::v1::Timing& timing);
   void ObserveBatchSize(absl::string_view batcher, int size);
   void CountRejected(absl::string_view queue);
@@ -69,7 +70,6 @@ class ServerMetrics {
   static std::vector<double> LatencyBuckets();
   // 1, 2, ... 8, then doubling until max_batch_size is covered.
   static std::vector<double> BatchSizeBuckets(int max_batch_size);
-  static const char* StageName(Stage stage);
 
  private:
   struct CallSeries {
@@ -77,7 +77,7 @@ class ServerMetrics {
     prometheus::Counter* errors = nullptr;  // null for OK
     prometheus::Histogram* duration = nullptr;
   };
-  using StageSeries = std::array<prometheus::Histogram*, kStages>;
+  using StageSeries = std::array<prometheus::Histogram*, kStageCount>;
 
   ServerMetrics(const Options& options, prometheus::Family<prometheus::Counter>* requests,
                 prometheus::Family<prometheus::Counter>* errors,

@@ -323,7 +323,7 @@ class Traffic:
     def stages(self, timing):
         for field, stage in (("decode_us", "decode"), ("preprocess_us", "preprocess"),
                              ("queue_us", "queue"), ("inference_us", "inference"),
-                             ("explain_us", "gradcam"), ("encode_us", "encode")):
+                             ("explain_us", "explain"), ("encode_us", "encode")):
             if int(timing.get(field, 0)) > 0:
                 self.stage_counts[stage] = self.stage_counts.get(stage, 0) + 1
 
@@ -542,7 +542,7 @@ def main():
             if v > 0}
         check(stage_counts == {k: float(v) for k, v in traffic.stage_counts.items()},
               f"stage counts {stage_counts} != {traffic.stage_counts}")
-        all_stages = {"decode", "preprocess", "queue", "inference", "gradcam", "encode"}
+        all_stages = {"decode", "preprocess", "queue", "inference", "explain", "encode"}
         check(set(traffic.stage_counts) == all_stages,
               f"not every stage ran: {traffic.stage_counts}")
         info = prom.by_labels(f"cropshield_model_info{{{sel}}}", "model", "version", "device",

@@ -131,7 +131,7 @@ TEST_F(ServerMetricsTest, RecordTimingObservesNonZeroStagesInSecondsPerModel) {
   timing.set_preprocess_us(1000);
   timing.set_queue_us(50);
   timing.set_inference_us(12000);
-  timing.set_explain_us(0);  // Predict: no gradcam, no encode
+  timing.set_explain_us(0);  // Predict: no explain, no encode
   timing.set_total_us(17100);
   metrics_->RecordTiming("tiny", timing);
   timing.set_explain_us(3000);
@@ -149,13 +149,13 @@ TEST_F(ServerMetricsTest, RecordTimingObservesNonZeroStagesInSecondsPerModel) {
   EXPECT_EQ(count("tiny", "preprocess"), 1);
   EXPECT_EQ(count("tiny", "queue"), 1);
   EXPECT_EQ(count("tiny", "inference"), 1);
-  EXPECT_EQ(count("tiny", "gradcam"), 0);  // the series exists, nothing observed
+  EXPECT_EQ(count("tiny", "explain"), 0);  // the series exists, nothing observed
   EXPECT_EQ(count("tiny", "encode"), 0);
-  EXPECT_EQ(count("other", "gradcam"), 1);
+  EXPECT_EQ(count("other", "explain"), 1);
   EXPECT_EQ(count("other", "encode"), 1);
   EXPECT_DOUBLE_EQ(Series(stages, {{"model", "tiny"}, {"stage", "decode"}})->histogram.sample_sum,
                    0.004);
-  EXPECT_DOUBLE_EQ(Series(stages, {{"model", "other"}, {"stage", "gradcam"}})->histogram.sample_sum,
+  EXPECT_DOUBLE_EQ(Series(stages, {{"model", "other"}, {"stage", "explain"}})->histogram.sample_sum,
                    0.003);
 }
 
