@@ -50,9 +50,9 @@ std::string DescribeClear(const cropshield::v1::ClearCacheRequest& request,
       request.has_model() ? absl::StrCat(" for ", model_name, " version ",
                                          version == 0 ? "all" : absl::StrCat(version))
                           : "",
-      ": explain ", response.explain_entries_freed(), " entries / ",
-      response.explain_bytes_freed(), " bytes, predict ", response.predict_entries_freed(),
-      " entries / ", response.predict_bytes_freed(), " bytes freed");
+      ": explain ", response.explain_entries_freed(), " entries / ", response.explain_bytes_freed(),
+      " bytes, predict ", response.predict_entries_freed(), " entries / ",
+      response.predict_bytes_freed(), " bytes freed");
 }
 
 }  // namespace
@@ -83,7 +83,8 @@ void InferenceCore::ClearCache(const cropshield::v1::ClearCacheRequest& request,
     response->set_predict_entries_freed(freed.entries);
     response->set_predict_bytes_freed(freed.bytes);
   }
-  CS_LOG_INFO("ClearCache by ", caller.peer, DescribeClear(request, model_name, version, *response));
+  CS_LOG_INFO("ClearCache by ", caller.peer,
+              DescribeClear(request, model_name, version, *response));
   call->Finish(absl::OkStatus());
 }
 
@@ -111,8 +112,7 @@ void InferenceCore::Stats(const Caller& caller, cropshield::v1::StatsResponse* r
 }
 
 void InferenceCore::ReloadModel(const cropshield::v1::ReloadModelRequest& request,
-                                const Caller& caller,
-                                cropshield::v1::ReloadModelResponse* response,
+                                const Caller& caller, cropshield::v1::ReloadModelResponse* response,
                                 Responder* responder) {
   std::shared_ptr<Call> call = StartCall(Rpc::kReloadModel, responder, "");
   if (!AuthorizeAdminCall(caller, *call)) return;

@@ -20,8 +20,7 @@ Call::Call(Rpc rpc, Responder* responder, std::string request_id, Telemetry* tel
 
 void Call::Finish(const absl::Status& status, const cropshield::v1::Timing* timing) {
   telemetry_->RecordCall(rpc_, status.code(), received_.ElapsedMicros(), model_, timing);
-  if (status.code() == absl::StatusCode::kInternal ||
-      status.code() == absl::StatusCode::kUnknown ||
+  if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown ||
       status.code() == absl::StatusCode::kDataLoss) {
     CS_LOG_ERROR("call failed", request_id_.empty() ? "" : " request_id=", request_id_, ": ",
                  status.ToString());

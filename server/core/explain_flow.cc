@@ -9,13 +9,14 @@
 
 namespace cropshield::core {
 
+// On the front end's thread: admission, the plan (class, method, outputs and their size from the
+// image header), byte reservations and the explanation cache.
 void InferenceCore::Explain(const cropshield::v1::ExplainRequest& request,
                             cropshield::v1::ExplainResponse* response, Responder* responder) {
-  std::shared_ptr<Call> call = StartCall(Rpc::kExplain, responder, request.request_id());
-  if (!Admit(*call)) return;
-  absl::StatusOr<std::shared_ptr<const engine::Model>> model = ModelForCall(request.model(), *call);
-  if (!model.ok()) return;
-  absl::StatusOr<ExplainPlan> plan = PlanExplain(request, **model);
+  std::shared_ptr<Call> call;
+  std::shared_ptr<const engine::Model> model = Accept(Rpc::kExplain, request, responder, call);
+  if (model == nullptr) return;
+  absl::StatusOr<ExplainPlan> plan = PlanExplain(request, *model);
   absl::Status valid =
       plan.ok() ? CheckImageSize(request.image().data(), options_.limits) : plan.status();
   // Photo-sized outputs are sized from the header, so that their memory is reserved (or refused)
@@ -23,31 +24,19 @@ void InferenceCore::Explain(const cropshield::v1::ExplainRequest& request,
   absl::StatusOr<OutputSize> output =
       valid.ok() ? PlanExplainOutputs(*plan, request.image().data(), options_.limits) : valid;
   if (!output.ok()) return call->Finish(output.status());
-  if (!Reserve(*call, request_bytes_, RequestBytes(request.image().data(), **model),
-               "request_bytes", "--max_inflight_request_bytes") ||
+  if (!Reserve(*call, request_bytes_, RequestBytes(request.image().data(), *model), "request_bytes",
+               "--max_inflight_request_bytes") ||
       !Reserve(*call, render_bytes_, EstimateExplainBytes(*plan, *output), "explain_render_bytes",
                "--explain_render_budget_bytes")) {
     return;
   }
 
-  auto job = std::make_shared<ExplainJob>();
-  job->call = call;
-  job->request = &request;
-  job->response = response;
-  job->model = *std::move(model);
+  auto job = std::make_shared<ExplainJob>(call, &request, response, std::move(model));
   job->plan = *std::move(plan);
   job->output = *output;
-  auto [high, low] = cache::KeyedHashBytes128(request.image().data());
-  job->key = cache::CacheKey{job->model->name(), job->model->version(), high, low,
-                             ExplainCacheVariant(job->plan)};
-  if (!request.bypass_cache()) {
-    if (AnswerFromCache(explain_cache_.get(), job->key, call, &request, response)) return;
-    job->leader = true;
-  }
-  PrepareThenBatch(job, explain_batcher_.get(), "explain_batcher",
-                   [this](const std::shared_ptr<ExplainJob>& j, const absl::Status& status) {
-                     FinishExplainJob(j, status);
-                   });
+  job->key = CacheKeyFor(*job, ExplainCacheVariant(job->plan));
+  if (!request.bypass_cache() && AnswerFromCacheOrLead(explain_cache_.get(), *job)) return;
+  PrepareThenBatch(job, explain_batcher_.get(), "explain_batcher");
 }
 
 void InferenceCore::RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs) {
@@ -61,7 +50,7 @@ void InferenceCore::RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> job
     for (size_t i = 0; i < group.size(); ++i) {
       std::shared_ptr<ExplainJob> job = group[i];
       if (!cams.ok()) {
-        FinishExplainJob(job, cams.status());
+        FinishJob(job, cams.status());
         continue;
       }
       job->cam = std::move((*cams)[i]);
@@ -78,7 +67,7 @@ void InferenceCore::RenderExplainJob(const std::shared_ptr<ExplainJob>& job) {
   absl::Status rendered =
       RenderExplainResponse(*job->model, job->plan, job->prepared, job->request->image().data(),
                             options_.limits, job->output, job->cam, job->response);
-  if (!rendered.ok()) return FinishExplainJob(job, rendered);
+  if (!rendered.ok()) return FinishJob(job, rendered);
   // The cached bytes hold no per-call timing.
   const int64_t encode_us = job->response->timing().encode_us();
   job->response->clear_timing();
@@ -90,11 +79,11 @@ void InferenceCore::RenderExplainJob(const std::shared_ptr<ExplainJob>& job) {
   t->set_inference_us(job->inference_us);
   t->set_explain_us(job->explain_us);
   t->set_encode_us(encode_us);
-  FinishExplainJob(job, std::move(value));
+  FinishJob(job, std::move(value));
 }
 
-void InferenceCore::FinishExplainJob(const std::shared_ptr<ExplainJob>& job,
-                                     absl::StatusOr<cache::Value> result) {
+void InferenceCore::FinishJob(const std::shared_ptr<ExplainJob>& job,
+                              absl::StatusOr<cache::Value> result) {
   if (job->leader) {
     explain_cache_->Complete(job->key, result);
   } else if (result.ok()) {

@@ -11,9 +11,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cropshield/v1/cropshield.pb.h"
-#include "server/engine/model.h"
 #include "server/core/prepare_image.h"
 #include "server/core/request_validation.h"  // ExplainPlan, ExplainCacheVariant
+#include "server/engine/model.h"
 
 namespace cropshield::core {
 

@@ -36,8 +36,9 @@ absl::StatusOr<std::unique_ptr<InferenceCore>> InferenceCore::Create(
   }
   std::unique_ptr<InferenceCore> core(new InferenceCore(std::move(options)));
   Telemetry::Options telemetry_options;
-  telemetry_options.queues = {"executor",      "explain_batcher",      "predict_batcher", "inflight",
-                              "request_bytes", "explain_render_bytes", "send_timeout"};
+  telemetry_options.queues = {"executor",    "explain_batcher", "predict_batcher",
+                              "inflight",    "request_bytes",   "explain_render_bytes",
+                              "send_timeout"};
   telemetry_options.batchers = {"explain", "predict"};
   telemetry_options.max_batch_size =
       std::max(core->options_.explain_max_batch_size, core->options_.max_batch_size);
@@ -186,8 +187,8 @@ bool InferenceCore::Reserve(Call& call, ByteBudget& budget, int64_t bytes, const
 }
 
 bool InferenceCore::AuthorizeAdminCall(const Caller& caller, Call& call) {
-  absl::Status allowed = AuthorizeAdmin(options_.admin, caller.authorization, caller.peer,
-                                        caller.verified_identities);
+  absl::Status allowed =
+      AuthorizeAdmin(options_.admin, caller.authorization, caller.peer, caller.verified_identities);
   if (allowed.ok()) return true;
   CS_LOG_WARNING(RpcName(call.rpc()), " refused for peer ", caller.peer, ": ", allowed.message());
   call.Finish(allowed);

@@ -125,6 +125,11 @@ class InferenceCore {
   void RegisterScrapeState(metrics::MetricsRegistry* registry);
 
   std::shared_ptr<Call> StartCall(Rpc rpc, Responder* responder, std::string request_id);
+  // Starts a Predict or Explain call into `call`, admits it and resolves its model; null (and the
+  // call finished) when it is refused.
+  template <typename Request>
+  std::shared_ptr<const engine::Model> Accept(Rpc rpc, const Request& request, Responder* responder,
+                                              std::shared_ptr<Call>& call);
   // False (and the call finished) for a malformed request_id (INVALID_ARGUMENT) or when
   // max_inflight_calls are running (RESOURCE_EXHAUSTED).
   bool Admit(Call& call);
@@ -136,20 +141,19 @@ class InferenceCore {
   // The model `spec` asks for; on error the call is finished with it.
   absl::StatusOr<std::shared_ptr<const engine::Model>> ModelForCall(
       const cropshield::v1::ModelSpec& spec, Call& call);
-  // Decodes and preprocesses `job` on a worker, then queues it on `batcher`; `fail(job, status)`
-  // finishes it on any error or full queue.
-  template <typename Job, typename Fail>
-  void PrepareThenBatch(const std::shared_ptr<Job>& job, Batcher<std::shared_ptr<Job>>* batcher,
-                        const char* batcher_name, Fail fail);
+  // Decodes and preprocesses `job` on a worker, then queues it on `batcher`; FinishJob finishes
+  // it on any error or full queue.
+  template <typename JobT>
+  void PrepareThenBatch(const std::shared_ptr<JobT>& job, Batcher<std::shared_ptr<JobT>>* batcher,
+                        const char* batcher_name);
 
   void RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> jobs);
   void AnswerPredictJob(PredictJob& job, const engine::Model& model,
                         absl::Span<const float> probabilities);
-  void FinishPredictJob(const std::shared_ptr<PredictJob>& job, const absl::Status& status);
+  void FinishJob(const std::shared_ptr<PredictJob>& job, const absl::Status& status);
   void RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs);
   void RenderExplainJob(const std::shared_ptr<ExplainJob>& job);
-  void FinishExplainJob(const std::shared_ptr<ExplainJob>& job,
-                        absl::StatusOr<cache::Value> result);
+  void FinishJob(const std::shared_ptr<ExplainJob>& job, absl::StatusOr<cache::Value> result);
   // Drops the cache entries of a model version that no longer serves.
   void DropModelCaches(const std::string& name, int64_t version);
 

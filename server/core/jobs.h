@@ -16,36 +16,35 @@
 
 namespace cropshield::core {
 
-// A Predict call on its way through decode -> batch -> answer.
-struct PredictJob {
+// What every call's job carries on its way through decode -> batch -> answer.
+template <typename Request, typename Response>
+struct Job {
+  Job(std::shared_ptr<Call> call, const Request* request, Response* response,
+      std::shared_ptr<const engine::Model> model)
+      : call(std::move(call)), request(request), response(response), model(std::move(model)) {}
+
   std::shared_ptr<Call> call;
-  const cropshield::v1::PredictRequest* request = nullptr;
-  cropshield::v1::PredictResponse* response = nullptr;
+  const Request* request;
+  Response* response;
   std::shared_ptr<const engine::Model> model;
-  int top_k = 3;
   cache::CacheKey key;
-  bool leader = false;  // owns the Predict cache flight of `key`
+  bool leader = false;  // owns the cache flight of `key`
   PreparedImage prepared;
   int64_t queue_us = 0;
   Stopwatch batch_wait;
   int64_t inference_us = 0;
 };
 
-// An Explain call on its way through decode -> batch -> render.
-struct ExplainJob {
-  std::shared_ptr<Call> call;
-  const cropshield::v1::ExplainRequest* request = nullptr;
-  cropshield::v1::ExplainResponse* response = nullptr;
-  std::shared_ptr<const engine::Model> model;
+struct PredictJob : Job<cropshield::v1::PredictRequest, cropshield::v1::PredictResponse> {
+  using Job::Job;
+  int top_k = 3;
+};
+
+struct ExplainJob : Job<cropshield::v1::ExplainRequest, cropshield::v1::ExplainResponse> {
+  using Job::Job;
   ExplainPlan plan;
   OutputSize output;  // size of the photo-sized outputs (planned from the header)
-  cache::CacheKey key;
-  bool leader = false;  // owns the cache flight of `key` (false with bypass_cache)
-  PreparedImage prepared;
   engine::CamResult cam;
-  int64_t queue_us = 0;
-  Stopwatch batch_wait;
-  int64_t inference_us = 0;
   int64_t explain_us = 0;
 };
 
@@ -87,14 +86,21 @@ std::vector<absl::Span<const float>> BatchInputs(const std::vector<std::shared_p
   return images;
 }
 
-// Answers a call from `cache` when it can: true when the call is answered now (hit) or will be when
-// an identical computation in flight completes (follower); false when the caller leads the flight
-// and must compute, then Complete the key.
-template <typename Request, typename Response>
-bool AnswerFromCache(cache::ShardedLruCache* cache, const cache::CacheKey& key,
-                     const std::shared_ptr<Call>& call, const Request* request,
-                     Response* response) {
-  auto respond = [call, request, response](absl::StatusOr<cache::Value> value) {
+// The job's cache key: its model version, the keyed hash of its photo, and `variant` (everything
+// else that changes the answer).
+template <typename JobT>
+cache::CacheKey CacheKeyFor(const JobT& job, std::string variant) {
+  auto [high, low] = cache::KeyedHashBytes128(job.request->image().data());
+  return cache::CacheKey{job.model->name(), job.model->version(), high, low, std::move(variant)};
+}
+
+// Answers the job's call from `cache` when it can: true when the call is answered now (hit) or
+// will be when an identical computation in flight completes (follower); false when the job leads
+// the flight of its key and must compute, then Complete it.
+template <typename JobT>
+bool AnswerFromCacheOrLead(cache::ShardedLruCache* cache, JobT& job) {
+  auto respond = [call = job.call, request = job.request,
+                  response = job.response](absl::StatusOr<cache::Value> value) {
     if (!value.ok()) return call->Finish(value.status());
     if (!response->ParseFromString(**value)) {
       return call->Finish(absl::InternalError("corrupt cached response"));
@@ -104,38 +110,49 @@ bool AnswerFromCache(cache::ShardedLruCache* cache, const cache::CacheKey& key,
     response->mutable_timing()->set_total_us(call->ElapsedMicros());
     call->Finish(absl::OkStatus());
   };
-  cache::ShardedLruCache::Lookup lookup = cache->GetOrJoin(key, respond);
+  cache::ShardedLruCache::Lookup lookup = cache->GetOrJoin(job.key, respond);
   if (lookup.role == cache::ShardedLruCache::Role::kHit) {
     respond(lookup.value);
     return true;
   }
-  return lookup.role == cache::ShardedLruCache::Role::kFollower;
+  job.leader = lookup.role == cache::ShardedLruCache::Role::kLeader;
+  return !job.leader;
 }
 
-template <typename Job, typename Fail>
-void InferenceCore::PrepareThenBatch(const std::shared_ptr<Job>& job,
-                                     Batcher<std::shared_ptr<Job>>* batcher,
-                                     const char* batcher_name, Fail fail) {
-  auto prepare = [this, job, batcher, batcher_name, fail]() {
+template <typename Request>
+std::shared_ptr<const engine::Model> InferenceCore::Accept(Rpc rpc, const Request& request,
+                                                           Responder* responder,
+                                                           std::shared_ptr<Call>& call) {
+  call = StartCall(rpc, responder, request.request_id());
+  if (!Admit(*call)) return nullptr;
+  absl::StatusOr<std::shared_ptr<const engine::Model>> model = ModelForCall(request.model(), *call);
+  return model.ok() ? *std::move(model) : nullptr;
+}
+
+template <typename JobT>
+void InferenceCore::PrepareThenBatch(const std::shared_ptr<JobT>& job,
+                                     Batcher<std::shared_ptr<JobT>>* batcher,
+                                     const char* batcher_name) {
+  auto prepare = [this, job, batcher, batcher_name]() {
     job->queue_us = job->call->ElapsedMicros();
     // A cache leader computes even for a cancelled call: followers wait for its result.
     if (!job->leader) {
       absl::Status alive = job->call->CheckAlive();
-      if (!alive.ok()) return fail(job, alive);
+      if (!alive.ok()) return FinishJob(job, alive);
     }
     absl::StatusOr<PreparedImage> prepared =
         PrepareImage(*job->model, job->request->image().data(), options_.limits, PhotoToKeep(*job));
-    if (!prepared.ok()) return fail(job, prepared.status());
+    if (!prepared.ok()) return FinishJob(job, prepared.status());
     job->prepared = *std::move(prepared);
     job->batch_wait = Stopwatch();
     if (!batcher->TrySubmit(job)) {
       telemetry_->CountRejected(batcher_name);
-      fail(job, QueueFull(options_.queue_capacity));
+      FinishJob(job, QueueFull(options_.queue_capacity));
     }
   };
   if (!executor_->TrySubmit(std::move(prepare))) {
     telemetry_->CountRejected("executor");
-    fail(job, QueueFull(options_.queue_capacity));
+    FinishJob(job, QueueFull(options_.queue_capacity));
   }
 }
 

@@ -24,8 +24,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cropshield/v1/cropshield.pb.h"
-#include "server/engine/model.h"
 #include "server/core/model_registry.h"
+#include "server/engine/model.h"
 
 namespace cropshield::core {
 

@@ -8,39 +8,30 @@
 
 namespace cropshield::core {
 
+// On the front end's thread: admission, validation, byte reservation and the optional response
+// cache; the rest runs on a worker and a batch thread.
 void InferenceCore::Predict(const cropshield::v1::PredictRequest& request,
                             cropshield::v1::PredictResponse* response, Responder* responder) {
-  std::shared_ptr<Call> call = StartCall(Rpc::kPredict, responder, request.request_id());
-  if (!Admit(*call)) return;
-  absl::StatusOr<std::shared_ptr<const engine::Model>> model = ModelForCall(request.model(), *call);
-  if (!model.ok()) return;
-  absl::StatusOr<int> top_k = ResolveTopK(request.top_k(), (*model)->num_classes());
+  std::shared_ptr<Call> call;
+  std::shared_ptr<const engine::Model> model = Accept(Rpc::kPredict, request, responder, call);
+  if (model == nullptr) return;
+  absl::StatusOr<int> top_k = ResolveTopK(request.top_k(), model->num_classes());
   absl::Status valid =
       top_k.ok() ? CheckImageSize(request.image().data(), options_.limits) : top_k.status();
   if (!valid.ok()) return call->Finish(valid);
-  if (!Reserve(*call, request_bytes_, RequestBytes(request.image().data(), **model),
-               "request_bytes", "--max_inflight_request_bytes")) {
+  if (!Reserve(*call, request_bytes_, RequestBytes(request.image().data(), *model), "request_bytes",
+               "--max_inflight_request_bytes")) {
     return;
   }
 
-  auto job = std::make_shared<PredictJob>();
-  job->call = call;
-  job->request = &request;
-  job->response = response;
-  job->model = *std::move(model);
+  auto job = std::make_shared<PredictJob>(call, &request, response, std::move(model));
   job->top_k = *top_k;
   // Optional response cache: the cached bytes hold everything but the per-call fields.
   if (predict_cache_ != nullptr) {
-    auto [high, low] = cache::KeyedHashBytes128(request.image().data());
-    job->key = cache::CacheKey{job->model->name(), job->model->version(), high, low,
-                               absl::StrCat("predict|k=", job->top_k)};
-    if (AnswerFromCache(predict_cache_.get(), job->key, call, &request, response)) return;
-    job->leader = true;
+    job->key = CacheKeyFor(*job, absl::StrCat("predict|k=", job->top_k));
+    if (AnswerFromCacheOrLead(predict_cache_.get(), *job)) return;
   }
-  PrepareThenBatch(job, predict_batcher_.get(), "predict_batcher",
-                   [this](const std::shared_ptr<PredictJob>& j, const absl::Status& status) {
-                     FinishPredictJob(j, status);
-                   });
+  PrepareThenBatch(job, predict_batcher_.get(), "predict_batcher");
 }
 
 void InferenceCore::RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> jobs) {
@@ -51,7 +42,7 @@ void InferenceCore::RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> job
       absl::Status alive = job->call->CheckAlive();
       if (!alive.ok()) {
         job->queue_us += job->batch_wait.ElapsedMicros();
-        FinishPredictJob(job, alive);
+        FinishJob(job, alive);
         continue;
       }
     }
@@ -67,14 +58,14 @@ void InferenceCore::RunPredictBatch(std::vector<std::shared_ptr<PredictJob>> job
     telemetry_->ObserveBatchSize("predict", batch);
     for (int i = 0; i < batch; ++i) {
       if (!status.ok()) {
-        FinishPredictJob(group[i], status);
+        FinishJob(group[i], status);
         continue;
       }
       group[i]->inference_us = inference_us;
-      AnswerPredictJob(*group[i], *model,
-                       absl::MakeConstSpan(probabilities)
-                           .subspan(static_cast<size_t>(i) * classes, classes));
-      FinishPredictJob(group[i], absl::OkStatus());
+      AnswerPredictJob(
+          *group[i], *model,
+          absl::MakeConstSpan(probabilities).subspan(static_cast<size_t>(i) * classes, classes));
+      FinishJob(group[i], absl::OkStatus());
     }
   }
 }
@@ -91,8 +82,7 @@ void InferenceCore::AnswerPredictJob(PredictJob& job, const engine::Model& model
   response->set_image_height(job.prepared.decoded.full_height);
 }
 
-void InferenceCore::FinishPredictJob(const std::shared_ptr<PredictJob>& job,
-                                     const absl::Status& status) {
+void InferenceCore::FinishJob(const std::shared_ptr<PredictJob>& job, const absl::Status& status) {
   if (!status.ok()) {
     if (job->leader) predict_cache_->Complete(job->key, status);
     return job->call->Finish(status);

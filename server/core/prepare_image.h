@@ -11,10 +11,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "cropshield/v1/cropshield.pb.h"
+#include "server/core/request_validation.h"  // ImageLimits, CheckImageSize, ResolveTopK
 #include "server/engine/model.h"
 #include "server/image/decode.h"
 #include "server/image/preprocess.h"
-#include "server/core/request_validation.h"  // ImageLimits, CheckImageSize, ResolveTopK
 
 namespace cropshield::core {
 

@@ -5,7 +5,6 @@
 namespace cropshield::core {
 namespace {
 
-
 void AddSummary(const char* name, const LatencyWindow& window, absl::Time now,
                 cropshield::v1::LatencySummary* out) {
   LatencyWindow::Summary s = window.Summarize(now);

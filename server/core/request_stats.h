@@ -21,7 +21,6 @@
 
 namespace cropshield::core {
 
-
 class RequestStats {
  public:
   RequestStats();

@@ -29,10 +29,10 @@ void CallReactor::Finish(const absl::Status& status) {
     telemetry->CountRejected("send_timeout");
     context->TryCancel();
   });
-  grpc::ServerUnaryReactor::Finish(
-      status.ok() ? grpc::Status::OK
-                  : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                                 std::string(status.message())));
+  grpc::ServerUnaryReactor::Finish(status.ok()
+                                       ? grpc::Status::OK
+                                       : grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                                                      std::string(status.message())));
 }
 
 void CallReactor::OnDone() {

@@ -16,49 +16,46 @@ absl::StatusOr<std::unique_ptr<CropShieldService>> CropShieldService::Create(
   return std::unique_ptr<CropShieldService>(new CropShieldService(core, *std::move(send_watch)));
 }
 
-CallReactor* CropShieldService::NewReactor(grpc::CallbackServerContext* context) {
-  return new CallReactor(context, send_watch_.get(), &core_->telemetry(),
-                         core_->retry_pushback_ms());
-}
-
-grpc::ServerUnaryReactor* CropShieldService::Predict(grpc::CallbackServerContext* context,
-                                                     const cropshield::v1::PredictRequest* request,
-                                                     cropshield::v1::PredictResponse* response) {
-  CallReactor* reactor = NewReactor(context);
-  core_->Predict(*request, response, reactor);
+template <typename ToCore>
+CropShieldService::Reactor* CropShieldService::Start(Context* context, ToCore to_core) {
+  auto* reactor =
+      new CallReactor(context, send_watch_.get(), &core_->telemetry(), core_->retry_pushback_ms());
+  to_core(reactor);  // the core may finish the call before this returns
   return reactor;
 }
 
-grpc::ServerUnaryReactor* CropShieldService::Explain(grpc::CallbackServerContext* context,
-                                                     const cropshield::v1::ExplainRequest* request,
-                                                     cropshield::v1::ExplainResponse* response) {
-  CallReactor* reactor = NewReactor(context);
-  core_->Explain(*request, response, reactor);
-  return reactor;
+CropShieldService::Reactor* CropShieldService::Predict(Context* context,
+                                                       const v1::PredictRequest* request,
+                                                       v1::PredictResponse* response) {
+  return Start(context, [&](CallReactor* r) { core_->Predict(*request, response, r); });
 }
 
-grpc::ServerUnaryReactor* CropShieldService::ClearCache(
-    grpc::CallbackServerContext* context, const cropshield::v1::ClearCacheRequest* request,
-    cropshield::v1::ClearCacheResponse* response) {
-  CallReactor* reactor = NewReactor(context);
-  core_->ClearCache(*request, CallerOf(*context), response, reactor);
-  return reactor;
+CropShieldService::Reactor* CropShieldService::Explain(Context* context,
+                                                       const v1::ExplainRequest* request,
+                                                       v1::ExplainResponse* response) {
+  return Start(context, [&](CallReactor* r) { core_->Explain(*request, response, r); });
 }
 
-grpc::ServerUnaryReactor* CropShieldService::Stats(grpc::CallbackServerContext* context,
-                                                   const cropshield::v1::StatsRequest* /*request*/,
-                                                   cropshield::v1::StatsResponse* response) {
-  CallReactor* reactor = NewReactor(context);
-  core_->Stats(CallerOf(*context), response, reactor);
-  return reactor;
+CropShieldService::Reactor* CropShieldService::ClearCache(Context* context,
+                                                          const v1::ClearCacheRequest* request,
+                                                          v1::ClearCacheResponse* response) {
+  return Start(context, [&](CallReactor* r) {
+    core_->ClearCache(*request, CallerOf(*context), response, r);
+  });
 }
 
-grpc::ServerUnaryReactor* CropShieldService::ReloadModel(
-    grpc::CallbackServerContext* context, const cropshield::v1::ReloadModelRequest* request,
-    cropshield::v1::ReloadModelResponse* response) {
-  CallReactor* reactor = NewReactor(context);
-  core_->ReloadModel(*request, CallerOf(*context), response, reactor);
-  return reactor;
+CropShieldService::Reactor* CropShieldService::Stats(Context* context,
+                                                     const v1::StatsRequest* /*request*/,
+                                                     v1::StatsResponse* response) {
+  return Start(context, [&](CallReactor* r) { core_->Stats(CallerOf(*context), response, r); });
+}
+
+CropShieldService::Reactor* CropShieldService::ReloadModel(Context* context,
+                                                           const v1::ReloadModelRequest* request,
+                                                           v1::ReloadModelResponse* response) {
+  return Start(context, [&](CallReactor* r) {
+    core_->ReloadModel(*request, CallerOf(*context), response, r);
+  });
 }
 
 }  // namespace cropshield::grpc_api

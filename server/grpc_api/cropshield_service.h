@@ -17,6 +17,8 @@
 
 namespace cropshield::grpc_api {
 
+namespace v1 = ::cropshield::v1;
+
 struct ServiceOptions {
   // A finished call whose response the client has not taken this long after it was ready is
   // cancelled, releasing its memory (clients that never read).
@@ -31,21 +33,13 @@ class CropShieldService final : public cropshield::v1::CropShieldService::Callba
   static absl::StatusOr<std::unique_ptr<CropShieldService>> Create(ServiceOptions options,
                                                                    core::InferenceCore* core);
 
-  grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
-                                    const cropshield::v1::PredictRequest* request,
-                                    cropshield::v1::PredictResponse* response) override;
-  grpc::ServerUnaryReactor* Explain(grpc::CallbackServerContext* context,
-                                    const cropshield::v1::ExplainRequest* request,
-                                    cropshield::v1::ExplainResponse* response) override;
-  grpc::ServerUnaryReactor* ClearCache(grpc::CallbackServerContext* context,
-                                       const cropshield::v1::ClearCacheRequest* request,
-                                       cropshield::v1::ClearCacheResponse* response) override;
-  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
-                                  const cropshield::v1::StatsRequest* request,
-                                  cropshield::v1::StatsResponse* response) override;
-  grpc::ServerUnaryReactor* ReloadModel(grpc::CallbackServerContext* context,
-                                        const cropshield::v1::ReloadModelRequest* request,
-                                        cropshield::v1::ReloadModelResponse* response) override;
+  using Context = grpc::CallbackServerContext;
+  using Reactor = grpc::ServerUnaryReactor;
+  Reactor* Predict(Context*, const v1::PredictRequest*, v1::PredictResponse*) override;
+  Reactor* Explain(Context*, const v1::ExplainRequest*, v1::ExplainResponse*) override;
+  Reactor* ClearCache(Context*, const v1::ClearCacheRequest*, v1::ClearCacheResponse*) override;
+  Reactor* Stats(Context*, const v1::StatsRequest*, v1::StatsResponse*) override;
+  Reactor* ReloadModel(Context*, const v1::ReloadModelRequest*, v1::ReloadModelResponse*) override;
 
   // Finished calls cancelled because the client did not take the response in time.
   int64_t SendTimeouts() const { return send_watch_->expired(); }
@@ -53,8 +47,10 @@ class CropShieldService final : public cropshield::v1::CropShieldService::Callba
  private:
   CropShieldService(core::InferenceCore* core, std::unique_ptr<ExpiryWatch> send_watch)
       : core_(core), send_watch_(std::move(send_watch)) {}
-  // Deletes itself when gRPC is done with the call.
-  CallReactor* NewReactor(grpc::CallbackServerContext* context);
+  // A new call's reactor (it deletes itself when gRPC is done with the call), handed to
+  // `to_core`, which passes the translated call to the core.
+  template <typename ToCore>
+  Reactor* Start(Context* context, ToCore to_core);
 
   core::InferenceCore* const core_;
   const std::unique_ptr<ExpiryWatch> send_watch_;  // cancels finished calls nobody reads

@@ -126,7 +126,7 @@ TEST_F(InferenceCoreTest, ConcurrentPredictsShareOneForward) {
   for (int i = 0; i < 4; ++i) core->Predict(request, &responses[i], &responders[i]);
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(responders[i].Wait().ok()) << i;
   const auto after = BatchSizes("predict");
-  EXPECT_EQ(after.first - before.first, 1u);      // one batch
+  EXPECT_EQ(after.first - before.first, 1u);          // one batch
   EXPECT_DOUBLE_EQ(after.second - before.second, 4);  // of four calls
   for (const auto& response : responses) {
     EXPECT_EQ(response.predictions(0).class_index(), responses[0].predictions(0).class_index());
