@@ -11,11 +11,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "server/engine/model.h"
+#include "server/grpc_api/health_service.h"
 #include "server/metrics/metrics_endpoint.h"
 #include "server/metrics/process_collector.h"
 #include "server/metrics/state_collector.h"
-#include "server/grpc_api/health_service.h"
 
 namespace cropshield::app {
 namespace {
@@ -45,6 +46,65 @@ void ApplyConnectionLimits(const ServerOptions& options, grpc::ServerBuilder* bu
   builder->AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
   builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
                               MillisecondsForChannelArg(options.handshake_timeout));
+  if (options.max_concurrent_streams > 0) {
+    builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  }
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                                MillisecondsForChannelArg(options.max_connection_age));
+    builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                                MillisecondsForChannelArg(options.max_connection_age_grace));
+  }
+}
+
+// PEM contents -> plaintext, TLS or mutual TLS credentials.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> CredentialsFor(
+    const ServerOptions& options) {
+  if (options.tls_cert_pem.empty() && options.tls_key_pem.empty()) {
+    if (!options.tls_client_ca_pem.empty()) {
+      return absl::InvalidArgumentError("a TLS client CA needs a server certificate and key too");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (options.tls_cert_pem.empty() || options.tls_key_pem.empty()) {
+    return absl::InvalidArgumentError("TLS needs both a certificate and a key");
+  }
+  grpc::SslServerCredentialsOptions tls(
+      options.tls_client_ca_pem.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  tls.pem_root_certs = options.tls_client_ca_pem;
+  tls.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
+  return grpc::SslServerCredentials(tls);
+}
+
+std::vector<metrics::StateCollector::ModelInfo> ModelInfos(const core::ModelRegistry& models) {
+  std::vector<metrics::StateCollector::ModelInfo> infos;
+  for (const auto& model : models.All()) {
+    infos.push_back({model->name(), model->version(), model->device_name(), model->precision(),
+                     model->load_report().load_seconds, model->load_report().warmup_seconds});
+  }
+  return infos;
+}
+
+std::vector<metrics::StateCollector::GpuMemory> GpuMemory() {
+  std::vector<metrics::StateCollector::GpuMemory> gpus;
+  for (const engine::GpuMemoryStats& gpu : engine::CudaMemoryStats()) {
+    gpus.push_back({absl::StrCat("cuda:", gpu.device), static_cast<double>(gpu.allocated_bytes),
+                    static_cast<double>(gpu.reserved_bytes)});
+  }
+  return gpus;
+}
+
+metrics::StateCollector::ModelLoads ModelLoads(const core::ModelManager& manager) {
+  core::ModelLoadCounters counters = manager.Counters();
+  metrics::StateCollector::ModelLoads loads;
+  for (const auto& [key, count] : counters.loads) {
+    loads.counts.push_back({key.first, key.second, static_cast<double>(count)});
+  }
+  loads.last_ok = counters.last_ok;
+  loads.last_finished_unix_seconds = counters.last_finished_unix_seconds;
+  return loads;
 }
 
 }  // namespace
@@ -58,94 +118,61 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
   auto service = grpc_api::CropShieldService::Create(options.service, server->core_.get());
   if (!service.ok()) return service.status();
   server->service_ = *std::move(service);
+  server->RegisterStateCollectors();
+  CS_RETURN_IF_ERROR(server->StartMetricsEndpoint(options.metrics_address));
+  CS_RETURN_IF_ERROR(server->StartGrpc(options));
+  return server;
+}
 
-  server->process_registration_ =
-      server->metrics_.Add(std::make_shared<metrics::ProcessCollector>());
+// Process, models, idle releases, GPU memory and model loads, read at scrape time.
+void CropShieldServer::RegisterStateCollectors() {
+  process_registration_ = metrics_.Add(std::make_shared<metrics::ProcessCollector>());
   auto state = std::make_shared<metrics::StateCollector>();
-  state->AddModels([models = &server->core_->models()] {
-    std::vector<metrics::StateCollector::ModelInfo> infos;
-    for (const auto& model : models->All()) {
-      infos.push_back({model->name(), model->version(), model->device_name(), model->precision(),
-                       model->load_report().load_seconds, model->load_report().warmup_seconds});
-    }
-    return infos;
-  });
-  state->AddIdleMemoryReleases([releases = &server->idle_memory_releases_] {
+  state->AddModels([models = &core_->models()] { return ModelInfos(*models); });
+  state->AddIdleMemoryReleases([releases = &idle_memory_releases_] {
     return static_cast<double>(releases->load(std::memory_order_relaxed));
   });
-  state->AddGpuMemory([] {
-    std::vector<metrics::StateCollector::GpuMemory> gpus;
-    for (const engine::GpuMemoryStats& gpu : engine::CudaMemoryStats()) {
-      gpus.push_back({absl::StrCat("cuda:", gpu.device), static_cast<double>(gpu.allocated_bytes),
-                      static_cast<double>(gpu.reserved_bytes)});
-    }
-    return gpus;
-  });
-  if (server->core_->model_manager() != nullptr) {
-    state->AddModelLoads([manager = server->core_->model_manager()] {
-      core::ModelLoadCounters counters = manager->Counters();
-      metrics::StateCollector::ModelLoads loads;
-      for (const auto& [key, count] : counters.loads) {
-        loads.counts.push_back({key.first, key.second, static_cast<double>(count)});
-      }
-      loads.last_ok = counters.last_ok;
-      loads.last_finished_unix_seconds = counters.last_finished_unix_seconds;
-      return loads;
-    });
+  state->AddGpuMemory(GpuMemory);
+  if (core::ModelManager* manager = core_->model_manager(); manager != nullptr) {
+    state->AddModelLoads([manager] { return ModelLoads(*manager); });
   }
-  server->state_registration_ = server->metrics_.Add(std::move(state));
-  if (!options.metrics_address.empty()) {
-    auto endpoint = metrics::StartMetricsEndpoint(options.metrics_address, &server->metrics_);
-    if (endpoint.ok()) {
-      server->metrics_endpoint_ = *std::move(endpoint);
-    } else if (absl::IsUnavailable(endpoint.status())) {
-      CS_LOG_ERROR("metrics endpoint disabled: ", endpoint.status().message());
-    } else {
-      return endpoint.status();
-    }
-  }
+  state_registration_ = metrics_.Add(std::move(state));
+}
 
+absl::Status CropShieldServer::StartMetricsEndpoint(const std::string& address) {
+  if (address.empty()) return absl::OkStatus();
+  auto endpoint = metrics::StartMetricsEndpoint(address, &metrics_);
+  if (endpoint.ok()) {
+    metrics_endpoint_ = *std::move(endpoint);
+  } else if (absl::IsUnavailable(endpoint.status())) {
+    // gRPC serving does not depend on the metrics port.
+    CS_LOG_ERROR("metrics endpoint disabled: ", endpoint.status().message());
+  } else {
+    return endpoint.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CropShieldServer::StartGrpc(const ServerOptions& options) {
+  auto credentials = CredentialsFor(options);
+  if (!credentials.ok()) return credentials.status();
   // Our own health service (NOT_SERVING from the first call on), not gRPC's default one.
   grpc::EnableDefaultHealthCheckService(false);
-  server->health_ = std::make_unique<grpc_api::HealthService>(std::vector<std::string>{
+  health_ = std::make_unique<grpc_api::HealthService>(std::vector<std::string>{
       std::string(cropshield::v1::CropShieldService::service_full_name())});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
-  if (!options.tls_cert_pem.empty() || !options.tls_key_pem.empty()) {
-    if (options.tls_cert_pem.empty() || options.tls_key_pem.empty()) {
-      return absl::InvalidArgumentError("TLS needs both a certificate and a key");
-    }
-    grpc::SslServerCredentialsOptions tls(
-        options.tls_client_ca_pem.empty()
-            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    tls.pem_root_certs = options.tls_client_ca_pem;
-    tls.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
-    credentials = grpc::SslServerCredentials(tls);
-  } else if (!options.tls_client_ca_pem.empty()) {
-    return absl::InvalidArgumentError("a TLS client CA needs a server certificate and key too");
-  }
-  builder.AddListeningPort(options.address, credentials, &server->port_);
+  builder.AddListeningPort(options.address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   ApplyConnectionLimits(options, &builder);
-  if (options.max_concurrent_streams > 0) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
-  }
-  if (options.max_connection_age > absl::ZeroDuration()) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
-                               MillisecondsForChannelArg(options.max_connection_age));
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-                               MillisecondsForChannelArg(options.max_connection_age_grace));
-  }
-  builder.RegisterService(server->service_.get());
-  builder.RegisterService(server->health_.get());
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || server->port_ == 0) {
+  builder.RegisterService(service_.get());
+  builder.RegisterService(health_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address, " (address in use or invalid?)"));
   }
-  return server;
+  return absl::OkStatus();
 }
 
 CropShieldServer::~CropShieldServer() { Shutdown(std::chrono::milliseconds(0)); }

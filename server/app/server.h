@@ -16,11 +16,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/idle_action.h"
-#include "server/metrics/http_server.h"
-#include "server/metrics/metrics_registry.h"
 #include "server/core/inference_core.h"
 #include "server/grpc_api/cropshield_service.h"
 #include "server/grpc_api/health_service.h"
+#include "server/metrics/http_server.h"
+#include "server/metrics/metrics_registry.h"
 
 namespace grpc {
 class Server;
@@ -93,6 +93,10 @@ class CropShieldServer {
 
  private:
   CropShieldServer() = default;
+  void RegisterStateCollectors();
+  // An address that cannot be bound only disables the endpoint (logged); a malformed one fails.
+  absl::Status StartMetricsEndpoint(const std::string& address);
+  absl::Status StartGrpc(const ServerOptions& options);
 
   metrics::MetricsRegistry metrics_;              // first: outlives everything registered in it
   std::atomic<int64_t> idle_memory_releases_{0};  // read by scrapes: before the registrations
