@@ -121,7 +121,7 @@ class GraphUnsafeNet(TinyNet):
 
 
 def check_optimisation_changes_outputs(module, x):
-    """The server's verification (server/engine/model.cc) must reject the frozen + optimised module:
+    """The server's verification (server/engine/model_create.cc) must reject the frozen + optimised module:
     probabilities differing by more than 1e-4, or activations by more than 1e-4 relative."""
     optimised = torch.jit.optimize_for_inference(
         torch.jit.freeze(module, preserved_attrs=["features"]), ["features"])
