@@ -214,9 +214,12 @@ void SetBatchingAndCaches(bool cuda, core::CoreOptions* core) {
 
 // The package, its loading (warmed up to the larger of the two batch sizes) and the watch; after
 // SetBatchingAndCaches.
-void SetModels(core::CoreOptions* core) {
+absl::Status SetModels(core::CoreOptions* core) {
   core::ModelManagerOptions& models = core->models;
   models.model_path = absl::GetFlag(FLAGS_model);
+  if (models.model_path.empty()) {
+    return absl::InvalidArgumentError("--model must name a repository, model or version directory");
+  }
   models.model_name = absl::GetFlag(FLAGS_model_name);
   models.poll_interval = absl::Seconds(std::max(0, absl::GetFlag(FLAGS_model_poll_interval_s)));
   models.load_options.device = absl::GetFlag(FLAGS_device);
@@ -226,6 +229,7 @@ void SetModels(core::CoreOptions* core) {
   models.load_options.warmup_iterations = std::max(1, absl::GetFlag(FLAGS_warmup_iterations));
   models.load_options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   models.load_options.max_batch_size = std::max(core->max_batch_size, core->explain_max_batch_size);
+  return absl::OkStatus();
 }
 
 // The token never appears in logs or flags' values shown by --help.
@@ -281,7 +285,7 @@ absl::StatusOr<ServeOptions> OptionsFromFlags(const HostFacts& host) {
   SetTransport(&out.server);
   SetLimits(&out.server.core);
   SetBatchingAndCaches(host.cuda, &out.server.core);
-  SetModels(&out.server.core);
+  CS_RETURN_IF_ERROR(SetModels(&out.server.core));
   CS_RETURN_IF_ERROR(SetAdmin(host.admin_token_env, &out.server.core.admin));
   CS_RETURN_IF_ERROR(SetTls(&out.server));
   out.model_version = absl::GetFlag(FLAGS_model_version);

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
+ABSL_DECLARE_FLAG(std::string, model);
 ABSL_DECLARE_FLAG(std::string, device);
 ABSL_DECLARE_FLAG(std::string, precision);
 ABSL_DECLARE_FLAG(std::string, model_name);
@@ -283,6 +284,13 @@ TEST_F(OptionsFromFlagsTest, AdminClientIdentitiesNeedAClientCa) {
   EXPECT_EQ(
       OptionsFromFlags(kCpu4).status(),
       absl::InvalidArgumentError("--admin_client_identities needs mutual TLS (--tls_client_ca)"));
+}
+
+TEST_F(OptionsFromFlagsTest, EmptyModelPathIsAnError) {
+  absl::SetFlag(&FLAGS_model, "");
+  EXPECT_EQ(
+      OptionsFromFlags(kCpu4).status(),
+      absl::InvalidArgumentError("--model must name a repository, model or version directory"));
 }
 
 TEST(IsServerFlagsFileTest, MatchesTheFlagsFileAndMain) {
