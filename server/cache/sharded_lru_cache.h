@@ -99,6 +99,9 @@ struct ShardStats {
 };
 
 struct CacheStats {
+  // hits / (hits + misses); 0 before any lookup.
+  double hit_ratio() const;
+
   int64_t capacity_bytes = 0;
   int64_t entries = 0;
   int64_t bytes = 0;
@@ -113,9 +116,6 @@ struct CacheStats {
   int64_t joins = 0;
   int64_t stale_results = 0;
   std::vector<ShardStats> shards;
-
-  // hits / (hits + misses); 0 before any lookup.
-  double hit_ratio() const;
 };
 
 class ShardedLruCache {

@@ -137,23 +137,27 @@ ColorTable MakeJet() {
   return table;
 }
 
+struct NamedColormap {
+  Colormap colormap;
+  absl::string_view name;
+};
+
+// Every colour map, with its name.
+constexpr NamedColormap kColormaps[] = {
+    {Colormap::kJet, "jet"}, {Colormap::kTurbo, "turbo"}, {Colormap::kViridis, "viridis"}};
+
 }  // namespace
 
 absl::string_view ColormapName(Colormap colormap) {
-  switch (colormap) {
-    case Colormap::kJet:
-      return "jet";
-    case Colormap::kTurbo:
-      return "turbo";
-    case Colormap::kViridis:
-      return "viridis";
+  for (const NamedColormap& c : kColormaps) {
+    if (c.colormap == colormap) return c.name;
   }
   return "unknown";
 }
 
 absl::StatusOr<Colormap> ColormapFromName(absl::string_view name) {
-  for (Colormap c : {Colormap::kJet, Colormap::kTurbo, Colormap::kViridis}) {
-    if (absl::EqualsIgnoreCase(name, ColormapName(c))) return c;
+  for (const NamedColormap& c : kColormaps) {
+    if (absl::EqualsIgnoreCase(name, c.name)) return c.colormap;
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown colour map \"", name, "\"; expected jet, turbo or viridis"));
@@ -161,15 +165,9 @@ absl::StatusOr<Colormap> ColormapFromName(absl::string_view name) {
 
 const ColorTable& ColormapTable(Colormap colormap) {
   static const ColorTable kJet = MakeJet();  // Thread-safe initialisation (C++11 magic static).
-  switch (colormap) {
-    case Colormap::kJet:
-      return kJet;
-    case Colormap::kTurbo:
-      return kTurbo;
-    case Colormap::kViridis:
-      return kViridis;
-  }
-  return kJet;
+  if (colormap == Colormap::kTurbo) return kTurbo;
+  if (colormap == Colormap::kViridis) return kViridis;
+  return kJet;  // Colormap::kJet, and any value outside the enum.
 }
 
 std::array<uint8_t, 3> ColormapLookup(Colormap colormap, float value) {

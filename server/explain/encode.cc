@@ -1,14 +1,12 @@
 // In-memory PNG (libpng) and JPEG (TurboJPEG) encoders.
 //
-// libpng reports errors by longjmp. C++ objects with destructors must never be live in a frame that
-// longjmp skips, so the one function that calls setjmp (WritePngImage) holds only trivially
-// destructible locals; the output string and the libpng structs are owned by EncodePng.
+// The one function that calls setjmp (WritePngImage) holds only trivially destructible locals (see
+// server/image/png_handle.h); the output string and the libpng structs are owned by EncodePng.
 #include <png.h>
 #include <turbojpeg.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <new>
 #include <string>
@@ -18,7 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "server/explain/pixel_count.h"
 #include "server/explain/render.h"
+#include "server/image/png_handle.h"
 
 namespace cropshield::explain {
 namespace {
@@ -35,19 +35,8 @@ constexpr size_t kPngCompressionBuffer = size_t{1} << 17;  // bytes per IDAT chu
 struct PngWriteState {
   std::string* out;
   bool out_of_memory;
-  char message[256];
+  image::PngError error;
 };
-
-void OnPngError(png_structp png, png_const_charp message) {
-  auto* state = static_cast<PngWriteState*>(png_get_error_ptr(png));
-  if (state != nullptr) {
-    std::snprintf(state->message, sizeof(state->message), "%s",
-                  message != nullptr ? message : "unknown libpng error");
-  }
-  png_longjmp(png, 1);
-}
-
-void OnPngWarning(png_structp, png_const_charp) {}
 
 void WriteToMemory(png_structp png, png_bytep data, size_t length) {
   auto* state = static_cast<PngWriteState*>(png_get_io_ptr(png));
@@ -66,13 +55,10 @@ void WriteToMemory(png_structp png, png_bytep data, size_t length) {
 
 void FlushNothing(png_structp) {}
 
-// Returns false after a libpng error (reported in the state's message).
+// Returns false after a libpng error (its message is in the state's PngError).
 bool WritePngImage(png_structp png, png_infop info, const uint8_t* pixels, int width, int height,
                    int channels) {
   if (setjmp(png_jmpbuf(png))) return false;
-  // kMaxRenderPixels (checked by the caller) is the limit that matters, not libpng's default of
-  // 1000000 pixels per side.
-  png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
   png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
                channels == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -86,36 +72,8 @@ bool WritePngImage(png_structp png, png_infop info, const uint8_t* pixels, int w
   return true;
 }
 
-class PngWriter {
- public:
-  explicit PngWriter(PngWriteState* state) {
-    png_ = png_create_write_struct(PNG_LIBPNG_VER_STRING, state, OnPngError, OnPngWarning);
-    if (png_ != nullptr) info_ = png_create_info_struct(png_);
-  }
-  ~PngWriter() {
-    if (png_ != nullptr) png_destroy_write_struct(&png_, info_ != nullptr ? &info_ : nullptr);
-  }
-  PngWriter(const PngWriter&) = delete;
-  PngWriter& operator=(const PngWriter&) = delete;
-
-  bool ok() const { return png_ != nullptr && info_ != nullptr; }
-  png_structp png() const { return png_; }
-  png_infop info() const { return info_; }
-
- private:
-  png_structp png_ = nullptr;
-  png_infop info_ = nullptr;
-};
-
 absl::Status CheckImage(size_t size, int width, int height, int channels, absl::string_view what) {
-  if (width <= 0 || height <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " size ", width, "x", height, " is not positive"));
-  }
-  if (int64_t{width} * height > kMaxRenderPixels) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " size ", width, "x", height, " is over the limit of ", kMaxRenderPixels, " pixels"));
-  }
+  if (absl::Status s = internal::CheckPixelCount(width, height, what); !s.ok()) return s;
   const size_t expected =
       static_cast<size_t>(width) * static_cast<size_t>(height) * static_cast<size_t>(channels);
   if (size != expected) {
@@ -146,14 +104,14 @@ absl::StatusOr<std::string> EncodePng(absl::Span<const uint8_t> pixels, int widt
   std::string out;
   PngWriteState state = {};
   state.out = &out;
-  PngWriter writer(&state);
+  image::PngHandle writer(image::PngHandle::Mode::kWrite, &state.error);
   if (!writer.ok()) return absl::ResourceExhaustedError("cannot create a libpng writer");
   png_set_write_fn(writer.png(), &state, WriteToMemory, FlushNothing);
   // Compressed heatmaps are mostly well under a tenth of the raw size.
   out.reserve(pixels.size() / 8 + 1024);
   if (!WritePngImage(writer.png(), writer.info(), pixels.data(), width, height, channels)) {
     if (state.out_of_memory) return absl::ResourceExhaustedError("out of memory encoding PNG");
-    return absl::InternalError(absl::StrCat("libpng failed: ", state.message));
+    return absl::InternalError(absl::StrCat("libpng failed: ", state.error.message));
   }
   return out;
 }

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "server/explain/pixel_count.h"
 #include "server/image/preprocess.h"
 
 namespace cropshield::explain {
@@ -64,6 +65,10 @@ inline int ColorIndex(float v) {
   return static_cast<int>(v * 255.0f + 0.5f);
 }
 
+}  // namespace
+
+namespace internal {
+
 absl::Status CheckPixelCount(int width, int height, absl::string_view what) {
   if (width <= 0 || height <= 0) {
     return absl::InvalidArgumentError(
@@ -76,10 +81,10 @@ absl::Status CheckPixelCount(int width, int height, absl::string_view what) {
   return absl::OkStatus();
 }
 
-}  // namespace
+}  // namespace internal
 
 bool IsWellFormed(const PhotoMap& map) {
-  if (!CheckPixelCount(map.width, map.height, "photo").ok()) return false;
+  if (!internal::CheckPixelCount(map.width, map.height, "photo").ok()) return false;
   const size_t n = static_cast<size_t>(map.width) * static_cast<size_t>(map.height);
   return map.values.size() == n && map.seen.size() == n;
 }
@@ -96,7 +101,9 @@ absl::StatusOr<PhotoMap> PlaceOnPhoto(absl::Span<const float> map, int map_width
     return absl::InvalidArgumentError(absl::StrCat("map has ", map.size(), " values, ", map_width,
                                                    "x", map_height, " needs ", map_size));
   }
-  if (absl::Status s = CheckPixelCount(photo_width, photo_height, "photo"); !s.ok()) return s;
+  if (absl::Status s = internal::CheckPixelCount(photo_width, photo_height, "photo"); !s.ok()) {
+    return s;
+  }
   if (!std::isfinite(box.x) || !std::isfinite(box.y) || !std::isfinite(box.x + box.width) ||
       !std::isfinite(box.y + box.height) || !(box.width > 0.0) || !(box.height > 0.0)) {
     return absl::InvalidArgumentError(absl::StrCat("crop box (x=", box.x, ", y=", box.y,

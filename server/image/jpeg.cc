@@ -21,14 +21,6 @@
 namespace cropshield::image::internal {
 namespace {
 
-struct JpegHeader {
-  int width = 0;
-  int height = 0;
-  int precision = 0;
-  int components = 0;
-  int orientation = 1;
-};
-
 bool IsSofMarker(uint8_t m) {
   // C4 (DHT), C8 (JPG) and CC (DAC) share the range but are not frame headers.
   return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
@@ -38,13 +30,18 @@ absl::Status Corrupt(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("corrupt JPEG header: ", what));
 }
 
-// Walks the markers from SOI up to SOS. libjpeg would find the same frame header; we walk them
-// ourselves because TurboJPEG does not expose APP1 (EXIF), and so that a probe needs no codec.
-absl::StatusOr<JpegHeader> ParseJpegHeader(absl::string_view bytes) {
+// Walks the markers from SOI up to SOS: the size from the frame header (SOF), whose sample
+// precision and colour components are checked here, and the EXIF orientation. libjpeg would find
+// the same frame header; we walk them ourselves because TurboJPEG does not expose APP1 (EXIF), and
+// so that a probe needs no codec.
+absl::StatusOr<ImageInfo> ParseJpegHeader(absl::string_view bytes) {
   const auto* d = reinterpret_cast<const uint8_t*>(bytes.data());
   const size_t n = bytes.size();
   if (n < 3 || d[0] != 0xFF || d[1] != 0xD8) return Corrupt("missing SOI marker");
-  JpegHeader header;
+  ImageInfo header;
+  header.format = ImageFormat::kJpeg;
+  int precision = 0;
+  int components = 0;
   bool have_sof = false;
   bool have_exif = false;
   size_t pos = 2;
@@ -79,10 +76,10 @@ absl::StatusOr<JpegHeader> ParseJpegHeader(absl::string_view bytes) {
       if (have_sof) return Corrupt("two frame (SOF) markers");
       if (segment.size() < 6) return Corrupt("frame header (SOF) too short");
       const auto* s = reinterpret_cast<const uint8_t*>(segment.data());
-      header.precision = s[0];
+      precision = s[0];
       header.height = (s[1] << 8) | s[2];
       header.width = (s[3] << 8) | s[4];
-      header.components = s[5];
+      components = s[5];
       have_sof = true;
     } else if (marker == 0xE1 && !have_exif &&
                absl::StartsWith(segment, absl::string_view("Exif\0\0", 6))) {
@@ -99,12 +96,12 @@ absl::StatusOr<JpegHeader> ParseJpegHeader(absl::string_view bytes) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported JPEG: frame header declares ",
                                                    header.width, "x", header.height, " pixels"));
   }
-  if (header.precision != 8) {
+  if (precision != 8) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unsupported JPEG: ", header.precision, "-bit samples (only 8-bit)"));
+        absl::StrCat("unsupported JPEG: ", precision, "-bit samples (only 8-bit)"));
   }
-  if (header.components != 1 && header.components != 3) {
-    return absl::InvalidArgumentError(absl::StrCat("unsupported JPEG: ", header.components,
+  if (components != 1 && components != 3) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported JPEG: ", components,
                                                    " colour components (CMYK is not supported)"));
   }
   return header;
@@ -145,7 +142,7 @@ absl::StatusOr<TjHandle> NewDecompressor() {
 // Cross-checks our header walk against TurboJPEG's own header parse, which also rejects layouts
 // TurboJPEG cannot decode.
 absl::Status CheckTurboJpegHeader(tjhandle handle, absl::string_view bytes,
-                                  const JpegHeader& header) {
+                                  const ImageInfo& header) {
   int width = 0;
   int height = 0;
   int subsamp = 0;
@@ -196,20 +193,15 @@ tjscalingfactor ChooseScalingFactor(int width, int height, int min_shorter_side)
 }  // namespace
 
 absl::StatusOr<ImageInfo> ProbeJpeg(absl::string_view bytes) {
-  CS_ASSIGN_OR_RETURN(const JpegHeader header, ParseJpegHeader(bytes));
+  CS_ASSIGN_OR_RETURN(const ImageInfo header, ParseJpegHeader(bytes));
   CS_ASSIGN_OR_RETURN(TjHandle handle, NewDecompressor());
   CS_RETURN_IF_ERROR(CheckTurboJpegHeader(handle.get(), bytes, header));
-  ImageInfo info;
-  info.format = ImageFormat::kJpeg;
-  info.width = header.width;
-  info.height = header.height;
-  info.orientation = header.orientation;
-  return info;
+  return header;
 }
 
 absl::StatusOr<DecodedImage> DecodeJpeg(absl::string_view bytes, const DecodeOptions& options,
                                         int* orientation) {
-  CS_ASSIGN_OR_RETURN(const JpegHeader header, ParseJpegHeader(bytes));
+  CS_ASSIGN_OR_RETURN(const ImageInfo header, ParseJpegHeader(bytes));
   CS_RETURN_IF_ERROR(CheckPixelBudget(header.width, header.height, options.max_pixels));
   CS_ASSIGN_OR_RETURN(TjHandle handle, NewDecompressor());
   CS_RETURN_IF_ERROR(CheckTurboJpegHeader(handle.get(), bytes, header));

@@ -1,14 +1,12 @@
 // PNG through libpng's low-level read API rather than the simplified png_image API, because the
 // latter composites alpha onto a background instead of dropping it.
 //
-// libpng reports errors by longjmp. C++ objects with destructors must never be live in a frame that
-// longjmp skips, so the two functions that call setjmp (ReadHeader, ReadPixels) hold only trivially
-// destructible locals; buffers are owned by DecodePng, which calls them.
+// The two functions that call setjmp (ReadHeader, ReadPixels) hold only trivially destructible
+// locals (see png_handle.h); the libpng structs and the buffers are owned by DecodePng.
 #include <png.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -19,6 +17,7 @@
 #include "common/status_macros.h"
 #include "server/image/codecs.h"
 #include "server/image/decode.h"
+#include "server/image/png_handle.h"
 
 namespace cropshield::image::internal {
 namespace {
@@ -26,7 +25,6 @@ namespace {
 constexpr size_t kSignatureSize = 8;
 // Signature + IHDR chunk (length, type, 13 data bytes, CRC).
 constexpr size_t kHeaderSize = kSignatureSize + 4 + 4 + 13 + 4;
-constexpr uint32_t kMaxDimension = 0x7fffffff;  // PNG spec: 2^31 - 1.
 
 uint32_t ReadBe32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -64,21 +62,8 @@ struct PngReadState {
   size_t size;
   size_t pos;
   bool truncated;
-  char message[256];
+  PngError error;
 };
-
-void OnPngError(png_structp png, png_const_charp message) {
-  auto* state = static_cast<PngReadState*>(png_get_error_ptr(png));
-  if (state != nullptr) {
-    std::snprintf(state->message, sizeof(state->message), "%s",
-                  message != nullptr ? message : "unknown libpng error");
-  }
-  png_longjmp(png, 1);
-}
-
-// Warnings concern ancillary data (bad CRC on a text chunk, unknown sRGB profile...); the pixels
-// are still good, so they are ignored rather than printed to stderr.
-void OnPngWarning(png_structp, png_const_charp) {}
 
 void ReadFromMemory(png_structp png, png_bytep out, size_t length) {
   auto* state = static_cast<PngReadState*>(png_get_io_ptr(png));
@@ -91,7 +76,7 @@ void ReadFromMemory(png_structp png, png_bytep out, size_t length) {
 }
 
 // Reads the header chunks and sets up transformations to 8-bit RGB. Returns false after a libpng
-// error (reported in the state's message).
+// error (its message is in the state's PngError).
 bool ReadHeader(png_structp png, png_infop info, size_t* row_bytes, int* channels, int* depth) {
   if (setjmp(png_jmpbuf(png))) return false;
   png_read_info(png, info);
@@ -122,31 +107,9 @@ bool ReadPixels(png_structp png, png_bytepp rows) {
   return true;
 }
 
-class PngReader {
- public:
-  explicit PngReader(PngReadState* state) {
-    png_ = png_create_read_struct(PNG_LIBPNG_VER_STRING, state, OnPngError, OnPngWarning);
-    if (png_ != nullptr) info_ = png_create_info_struct(png_);
-  }
-  ~PngReader() {
-    if (png_ != nullptr)
-      png_destroy_read_struct(&png_, info_ != nullptr ? &info_ : nullptr, nullptr);
-  }
-  PngReader(const PngReader&) = delete;
-  PngReader& operator=(const PngReader&) = delete;
-
-  bool ok() const { return png_ != nullptr && info_ != nullptr; }
-  png_structp png() const { return png_; }
-  png_infop info() const { return info_; }
-
- private:
-  png_structp png_ = nullptr;
-  png_infop info_ = nullptr;
-};
-
 absl::Status PngFailure(const PngReadState& state) {
   if (state.truncated) return absl::InvalidArgumentError("truncated PNG data");
-  return absl::InvalidArgumentError(absl::StrCat("corrupt PNG data: ", state.message));
+  return absl::InvalidArgumentError(absl::StrCat("corrupt PNG data: ", state.error.message));
 }
 
 }  // namespace
@@ -169,7 +132,7 @@ absl::StatusOr<ImageInfo> ProbePng(absl::string_view bytes) {
   const uint32_t height = ReadBe32(f + 4);
   const int depth = f[8];
   const int color_type = f[9];
-  if (width == 0 || height == 0 || width > kMaxDimension || height > kMaxDimension) {
+  if (width == 0 || height == 0 || width > kPngMaxDimension || height > kPngMaxDimension) {
     return absl::InvalidArgumentError(
         absl::StrCat("corrupt PNG header: invalid dimensions ", width, "x", height));
   }
@@ -195,12 +158,9 @@ absl::StatusOr<DecodedImage> DecodePng(absl::string_view bytes, const DecodeOpti
   PngReadState state = {};
   state.data = reinterpret_cast<const uint8_t*>(bytes.data());
   state.size = bytes.size();
-  PngReader reader(&state);
+  PngHandle reader(PngHandle::Mode::kRead, &state.error);
   if (!reader.ok()) return absl::ResourceExhaustedError("cannot create a libpng reader");
   png_set_read_fn(reader.png(), &state, ReadFromMemory);
-  // Our pixel budget (checked above) is the limit that matters; libpng's default 1M-per-side
-  // limit would only refuse legal, thin images.
-  png_set_user_limits(reader.png(), kMaxDimension, kMaxDimension);
 
   size_t row_bytes = 0;
   int channels = 0;
