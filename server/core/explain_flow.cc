@@ -9,33 +9,37 @@
 
 namespace cropshield::core {
 
-// On the front end's thread: admission, the plan (class, method, outputs and their size from the
-// image header), byte reservations and the explanation cache.
 void InferenceCore::Explain(const cropshield::v1::ExplainRequest& request,
                             cropshield::v1::ExplainResponse* response, Responder* responder) {
-  std::shared_ptr<Call> call;
-  std::shared_ptr<const engine::Model> model = Accept(Rpc::kExplain, request, responder, call);
-  if (model == nullptr) return;
-  absl::StatusOr<ExplainPlan> plan = PlanExplain(request, *model);
+  AcceptImageCall<ExplainJob>(Rpc::kExplain, request, response, responder);
+}
+
+// On the front end's thread: the plan (class, method, outputs, and the photo-sized outputs' size
+// from the image header, so that their memory is reserved or refused before any work), the call's
+// bytes and the explanation cache.
+bool InferenceCore::Plan(ExplainJob& job) {
+  const cropshield::v1::ExplainRequest& request = *job.request;
+  absl::StatusOr<ExplainPlan> plan = PlanExplain(request, *job.model);
   absl::Status valid =
       plan.ok() ? CheckImageSize(request.image().data(), options_.limits) : plan.status();
-  // Photo-sized outputs are sized from the header, so that their memory is reserved (or refused)
-  // before any work starts.
   absl::StatusOr<OutputSize> output =
       valid.ok() ? PlanExplainOutputs(*plan, request.image().data(), options_.limits) : valid;
-  if (!output.ok()) return call->Finish(output.status());
-  if (!Reserve(*call, request_bytes_, RequestBytes(request.image().data(), *model), "request_bytes",
-               "--max_inflight_request_bytes") ||
-      !Reserve(*call, render_bytes_, EstimateExplainBytes(*plan, *output), "explain_render_bytes",
-               "--explain_render_budget_bytes")) {
-    return;
+  if (!output.ok()) {
+    job.call->Finish(output.status());
+    return false;
   }
+  if (!ReserveRequestBytes(job) ||
+      !Reserve(*job.call, render_bytes_, EstimateExplainBytes(*plan, *output),
+               "explain_render_bytes", "--explain_render_budget_bytes")) {
+    return false;
+  }
+  job.plan = *std::move(plan);
+  job.output = *output;
+  job.key = CacheKeyFor(job, ExplainCacheVariant(job.plan));
+  return request.bypass_cache() || !AnswerFromCacheOrLead(explain_cache_.get(), job);
+}
 
-  auto job = std::make_shared<ExplainJob>(call, &request, response, std::move(model));
-  job->plan = *std::move(plan);
-  job->output = *output;
-  job->key = CacheKeyFor(*job, ExplainCacheVariant(job->plan));
-  if (!request.bypass_cache() && AnswerFromCacheOrLead(explain_cache_.get(), *job)) return;
+void InferenceCore::Queue(const std::shared_ptr<ExplainJob>& job) {
   PrepareThenBatch(job, explain_batcher_.get(), "explain_batcher");
 }
 

@@ -125,11 +125,19 @@ class InferenceCore {
   void RegisterScrapeState(metrics::MetricsRegistry* registry);
 
   std::shared_ptr<Call> StartCall(Rpc rpc, Responder* responder, std::string request_id);
-  // Starts a Predict or Explain call into `call`, admits it and resolves its model; null (and the
-  // call finished) when it is refused.
-  template <typename Request>
-  std::shared_ptr<const engine::Model> Accept(Rpc rpc, const Request& request, Responder* responder,
-                                              std::shared_ptr<Call>& call);
+  // Predict and Explain enter alike: start and admit the call, resolve its model, Plan the job
+  // (validation, reservations, cache; false when the call is already answered or will be by a
+  // cache flight), then Queue it for a worker and a batcher.
+  template <typename JobT>
+  void AcceptImageCall(Rpc rpc, const typename JobT::RequestType& request,
+                       typename JobT::ResponseType* response, Responder* responder);
+  bool Plan(PredictJob& job);
+  bool Plan(ExplainJob& job);
+  void Queue(const std::shared_ptr<PredictJob>& job);
+  void Queue(const std::shared_ptr<ExplainJob>& job);
+  // The encoded photo and the model input, from --max_inflight_request_bytes (see Reserve).
+  template <typename JobT>
+  bool ReserveRequestBytes(JobT& job);
   // False (and the call finished) for a malformed request_id (INVALID_ARGUMENT) or when
   // max_inflight_calls are running (RESOURCE_EXHAUSTED).
   bool Admit(Call& call);

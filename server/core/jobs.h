@@ -19,6 +19,9 @@ namespace cropshield::core {
 // What every call's job carries on its way through decode -> batch -> answer.
 template <typename Request, typename Response>
 struct Job {
+  using RequestType = Request;
+  using ResponseType = Response;
+
   Job(std::shared_ptr<Call> call, const Request* request, Response* response,
       std::shared_ptr<const engine::Model> model)
       : call(std::move(call)), request(request), response(response), model(std::move(model)) {}
@@ -119,14 +122,21 @@ bool AnswerFromCacheOrLead(cache::ShardedLruCache* cache, JobT& job) {
   return !job.leader;
 }
 
-template <typename Request>
-std::shared_ptr<const engine::Model> InferenceCore::Accept(Rpc rpc, const Request& request,
-                                                           Responder* responder,
-                                                           std::shared_ptr<Call>& call) {
-  call = StartCall(rpc, responder, request.request_id());
-  if (!Admit(*call)) return nullptr;
+template <typename JobT>
+void InferenceCore::AcceptImageCall(Rpc rpc, const typename JobT::RequestType& request,
+                                    typename JobT::ResponseType* response, Responder* responder) {
+  std::shared_ptr<Call> call = StartCall(rpc, responder, request.request_id());
+  if (!Admit(*call)) return;
   absl::StatusOr<std::shared_ptr<const engine::Model>> model = ModelForCall(request.model(), *call);
-  return model.ok() ? *std::move(model) : nullptr;
+  if (!model.ok()) return;
+  auto job = std::make_shared<JobT>(std::move(call), &request, response, *std::move(model));
+  if (Plan(*job)) Queue(job);
+}
+
+template <typename JobT>
+bool InferenceCore::ReserveRequestBytes(JobT& job) {
+  return Reserve(*job.call, request_bytes_, RequestBytes(job.request->image().data(), *job.model),
+                 "request_bytes", "--max_inflight_request_bytes");
 }
 
 template <typename JobT>

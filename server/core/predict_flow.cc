@@ -8,29 +8,29 @@
 
 namespace cropshield::core {
 
-// On the front end's thread: admission, validation, byte reservation and the optional response
-// cache; the rest runs on a worker and a batch thread.
 void InferenceCore::Predict(const cropshield::v1::PredictRequest& request,
                             cropshield::v1::PredictResponse* response, Responder* responder) {
-  std::shared_ptr<Call> call;
-  std::shared_ptr<const engine::Model> model = Accept(Rpc::kPredict, request, responder, call);
-  if (model == nullptr) return;
-  absl::StatusOr<int> top_k = ResolveTopK(request.top_k(), model->num_classes());
-  absl::Status valid =
-      top_k.ok() ? CheckImageSize(request.image().data(), options_.limits) : top_k.status();
-  if (!valid.ok()) return call->Finish(valid);
-  if (!Reserve(*call, request_bytes_, RequestBytes(request.image().data(), *model), "request_bytes",
-               "--max_inflight_request_bytes")) {
-    return;
-  }
+  AcceptImageCall<PredictJob>(Rpc::kPredict, request, response, responder);
+}
 
-  auto job = std::make_shared<PredictJob>(call, &request, response, std::move(model));
-  job->top_k = *top_k;
-  // Optional response cache: the cached bytes hold everything but the per-call fields.
-  if (predict_cache_ != nullptr) {
-    job->key = CacheKeyFor(*job, absl::StrCat("predict|k=", job->top_k));
-    if (AnswerFromCacheOrLead(predict_cache_.get(), *job)) return;
+// On the front end's thread: top_k and size checks, the call's bytes, the optional response cache.
+bool InferenceCore::Plan(PredictJob& job) {
+  absl::StatusOr<int> top_k = ResolveTopK(job.request->top_k(), job.model->num_classes());
+  absl::Status valid =
+      top_k.ok() ? CheckImageSize(job.request->image().data(), options_.limits) : top_k.status();
+  if (!valid.ok()) {
+    job.call->Finish(valid);
+    return false;
   }
+  if (!ReserveRequestBytes(job)) return false;
+  job.top_k = *top_k;
+  if (predict_cache_ == nullptr) return true;
+  // The cached bytes hold everything but the per-call fields.
+  job.key = CacheKeyFor(job, absl::StrCat("predict|k=", job.top_k));
+  return !AnswerFromCacheOrLead(predict_cache_.get(), job);
+}
+
+void InferenceCore::Queue(const std::shared_ptr<PredictJob>& job) {
   PrepareThenBatch(job, predict_batcher_.get(), "predict_batcher");
 }
 
