@@ -118,10 +118,22 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
   auto service = grpc_api::CropShieldService::Create(options.service, server->core_.get());
   if (!service.ok()) return service.status();
   server->service_ = *std::move(service);
+  CS_RETURN_IF_ERROR(server->CreateInferenceService(options));
   server->RegisterStateCollectors();
   CS_RETURN_IF_ERROR(server->StartMetricsEndpoint(options.metrics_address));
   CS_RETURN_IF_ERROR(server->StartGrpc(options));
   return server;
+}
+
+absl::Status CropShieldServer::CreateInferenceService(const ServerOptions& options) {
+  oip::InferenceServiceOptions oip_options;
+  oip_options.serving = [this] { return serving_.load(std::memory_order_acquire); };
+  oip_options.batching = {options.core.max_batch_size, options.core.max_queue_delay_us};
+  oip_options.max_response_send_time = options.service.max_response_send_time;
+  auto oip_service = oip::InferenceService::Create(std::move(oip_options), core_.get());
+  if (!oip_service.ok()) return oip_service.status();
+  oip_service_ = *std::move(oip_service);
+  return absl::OkStatus();
 }
 
 // Process, models, idle releases, GPU memory and model loads, read at scrape time.
@@ -158,14 +170,16 @@ absl::Status CropShieldServer::StartGrpc(const ServerOptions& options) {
   if (!credentials.ok()) return credentials.status();
   // Our own health service (NOT_SERVING from the first call on), not gRPC's default one.
   grpc::EnableDefaultHealthCheckService(false);
-  health_ = std::make_unique<grpc_api::HealthService>(std::vector<std::string>{
-      std::string(cropshield::v1::CropShieldService::service_full_name())});
+  health_ = std::make_unique<grpc_api::HealthService>(
+      std::vector<std::string>{std::string(cropshield::v1::CropShieldService::service_full_name()),
+                               std::string(inference::GRPCInferenceService::service_full_name())});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, *credentials, &port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   ApplyConnectionLimits(options, &builder);
   builder.RegisterService(service_.get());
+  builder.RegisterService(oip_service_.get());
   builder.RegisterService(health_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
@@ -178,6 +192,7 @@ absl::Status CropShieldServer::StartGrpc(const ServerOptions& options) {
 CropShieldServer::~CropShieldServer() { Shutdown(std::chrono::milliseconds(0)); }
 
 void CropShieldServer::SetServing(bool serving) {
+  serving_.store(serving && !shut_down_, std::memory_order_release);
   if (health_ != nullptr) health_->SetServing(serving);
   if (serving && idle_release_ == nullptr && !shut_down_ &&
       release_memory_after_idle_ > absl::ZeroDuration()) {
@@ -207,6 +222,7 @@ void CropShieldServer::SetServing(bool serving) {
 void CropShieldServer::Shutdown(std::chrono::milliseconds grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  serving_.store(false, std::memory_order_release);
   idle_release_.reset();
   // Answers queued ReloadModel calls, so that the gRPC server can wait for every call below.
   if (core_ != nullptr && core_->model_manager() != nullptr) core_->model_manager()->Shutdown();

@@ -1,6 +1,8 @@
-// Assembles the gRPC server: the CropShield service, the health service and reflection, and the
+// Assembles the gRPC server: the CropShield service, the Open Inference Protocol service
+// (inference.GRPCInferenceService, same port), the health service and reflection, and the
 // metrics (the registry the components record into and its HTTP /metrics endpoint).
-// Health reports NOT_SERVING until SetServing(true) is called after the model is warm.
+// Health (and the protocol's ServerReady/ModelReady) report NOT_SERVING until SetServing(true) is
+// called after the model is warm.
 //
 // Thread-safety: Start, SetServing and Shutdown are called by the owner (main); Shutdown may run
 // while handlers are active on gRPC threads.
@@ -21,6 +23,7 @@
 #include "server/grpc_api/health_service.h"
 #include "server/metrics/http_server.h"
 #include "server/metrics/metrics_registry.h"
+#include "server/oip/inference_service.h"
 
 namespace grpc {
 class Server;
@@ -83,8 +86,9 @@ class CropShieldServer {
   core::ModelManager* model_manager() { return core_->model_manager(); }
   metrics::MetricsRegistry& metrics() { return metrics_; }
 
-  // Health status of the server ("") and of the CropShield service. The first SetServing(true)
-  // also starts releasing memory when idle (ServerOptions::release_memory_after_idle).
+  // Health status of the server ("") and of its services, and the Open Inference Protocol's
+  // readiness. The first SetServing(true) also starts releasing memory when idle
+  // (ServerOptions::release_memory_after_idle).
   void SetServing(bool serving);
 
   // Stops model reloads, stops accepting calls, lets accepted calls finish for up to `grace`, then
@@ -97,12 +101,15 @@ class CropShieldServer {
   // An address that cannot be bound only disables the endpoint (logged); a malformed one fails.
   absl::Status StartMetricsEndpoint(const std::string& address);
   absl::Status StartGrpc(const ServerOptions& options);
+  absl::Status CreateInferenceService(const ServerOptions& options);
 
   metrics::MetricsRegistry metrics_;              // first: outlives everything registered in it
   std::atomic<int64_t> idle_memory_releases_{0};  // read by scrapes: before the registrations
   absl::Duration release_memory_after_idle_;
   std::unique_ptr<core::InferenceCore> core_;
+  std::atomic<bool> serving_{false};  // read by oip_service_'s readiness checks
   std::unique_ptr<grpc_api::CropShieldService> service_;
+  std::unique_ptr<oip::InferenceService> oip_service_;
   std::unique_ptr<grpc_api::HealthService> health_;  // before server_: outlives it
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<metrics::HttpServer> metrics_endpoint_;
