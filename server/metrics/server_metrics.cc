@@ -9,7 +9,6 @@
 namespace cropshield::metrics {
 namespace {
 
-
 // Family::Add only throws for invalid label names (ours are constants) or when out of memory;
 // recording must never throw, so a failure leaves the series out.
 template <typename T, typename... Args>
@@ -42,7 +41,6 @@ std::vector<double> ServerMetrics::BatchSizeBuckets(int max_batch_size) {
   for (int size = 16; buckets.back() < max_batch_size; size *= 2) buckets.push_back(size);
   return buckets;
 }
-
 
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
     Options options, prometheus::Registry* registry) {
