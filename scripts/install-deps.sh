@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian bookworm packages CropShield Serve needs to build, run and test.
 # Idempotent: prints nothing and touches nothing when every package is already present.
-# Usage: scripts/install-deps.sh [--runtime-only]
+# Usage: scripts/install-deps.sh [--tests]   (--tests adds what only the test suite needs: a browser)
 set -euo pipefail
 
 build_packages=(
@@ -12,7 +12,11 @@ build_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libtcmalloc-minimal4
   prometheus python3-grpcio python3-grpc-tools python3-protobuf python3-xxhash python3-yaml python3-h2
   procps curl openssl clang libclang-rt-14-dev
+  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev
 )
+# The web page's browser test.
+test_packages=(chromium chromium-driver python3-selenium)
+[[ "${1:-}" == "--tests" ]] && build_packages+=("${test_packages[@]}")
 
 missing=()
 for pkg in "${build_packages[@]}"; do

@@ -35,7 +35,7 @@ print_summary() {
 }
 trap print_summary EXIT
 
-scripts/install-deps.sh
+scripts/install-deps.sh --tests
 stage_log "build: $BUILD_DIR (-DCROPSHIELD_REQUIRE_ALL_TESTS=ON)"
 start=$SECONDS
 scripts/build.sh -DCROPSHIELD_REQUIRE_ALL_TESTS=ON
