@@ -160,7 +160,9 @@ function setupUpload() {
       zone.classList.add("dragging");
     });
   }
-  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("dragleave", (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove("dragging");
+  });
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("dragging");
