@@ -153,7 +153,7 @@ void CropShieldServer::RegisterStateCollectors() {
 
 absl::Status CropShieldServer::StartMetricsEndpoint(const std::string& address) {
   if (address.empty()) return absl::OkStatus();
-  auto endpoint = metrics::StartMetricsEndpoint(address, &metrics_);
+  auto endpoint = metrics::MetricsEndpoint::Start(address, &metrics_);
   if (endpoint.ok()) {
     metrics_endpoint_ = *std::move(endpoint);
   } else if (absl::IsUnavailable(endpoint.status())) {

@@ -21,7 +21,7 @@
 #include "server/core/inference_core.h"
 #include "server/grpc_api/cropshield_service.h"
 #include "server/grpc_api/health_service.h"
-#include "server/metrics/http_server.h"
+#include "server/metrics/metrics_endpoint.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/oip/inference_service.h"
 
@@ -112,7 +112,7 @@ class CropShieldServer {
   std::unique_ptr<oip::InferenceService> oip_service_;
   std::unique_ptr<grpc_api::HealthService> health_;  // before server_: outlives it
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<metrics::HttpServer> metrics_endpoint_;
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
   std::unique_ptr<IdleAction> idle_release_;  // after core_: probes it
   metrics::MetricsRegistry::Registration process_registration_;
   metrics::MetricsRegistry::Registration state_registration_;  // models and GPU memory

@@ -4,32 +4,42 @@
 
 namespace cropshield::metrics {
 
-HttpResponse HandleMetricsRequest(const MetricsRegistry& metrics, const HttpRequest& request) {
-  HttpResponse response;
-  if (request.path == "/metrics") {
-    response.content_type = kTextFormatContentType;
-    response.body = metrics.SerializeText();
-  } else if (request.path == "/healthz") {
-    response.body = "ok\n";
-  } else if (request.path == "/") {
-    response.content_type = "text/html; charset=utf-8";
-    response.body =
-        "<html><head><title>CropShield Serve</title></head><body><h1>CropShield Serve</h1>"
-        "<p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
-  } else {
-    response.status = 404;
-    response.body = "not found; try /metrics\n";
-  }
-  return response;
+absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
+    const std::string& address, const MetricsRegistry* metrics) {
+  if (metrics == nullptr) return absl::InvalidArgumentError("metrics endpoint needs a registry");
+  std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint());
+  endpoint->AddRoutes(metrics);
+  http::HttpServer::Options options;
+  options.address = address;
+  options.name = "metrics";
+  auto server = http::HttpServer::Start(std::move(options), endpoint->router_.AsHandler());
+  if (!server.ok()) return server.status();
+  endpoint->server_ = *std::move(server);
+  return endpoint;
 }
 
-absl::StatusOr<std::unique_ptr<HttpServer>> StartMetricsEndpoint(const std::string& address,
-                                                                 const MetricsRegistry* metrics) {
-  if (metrics == nullptr) return absl::InvalidArgumentError("metrics endpoint needs a registry");
-  HttpServer::Options options;
-  options.address = address;
-  return HttpServer::Start(std::move(options), [metrics](const HttpRequest& request) {
-    return HandleMetricsRequest(*metrics, request);
+MetricsEndpoint::~MetricsEndpoint() {
+  if (server_ != nullptr) server_->Shutdown();
+}
+
+void MetricsEndpoint::AddRoutes(const MetricsRegistry* metrics) {
+  httplib::Server& routes = router_.routes();
+  routes.Get("/metrics", [metrics](const httplib::Request&, httplib::Response& response) {
+    response.set_content(metrics->SerializeText(), kTextFormatContentType);
+  });
+  routes.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content("ok\n", "text/plain; charset=utf-8");
+  });
+  routes.Get("/", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(
+        "<html><head><title>CropShield Serve</title></head><body><h1>CropShield Serve</h1>"
+        "<p><a href=\"/metrics\">Metrics</a></p></body></html>\n",
+        "text/html; charset=utf-8");
+  });
+  routes.set_error_handler([](const httplib::Request&, httplib::Response& response) {
+    if (response.status == 404) {
+      response.set_content("not found; try /metrics\n", "text/plain; charset=utf-8");
+    }
   });
 }
 

@@ -1,4 +1,4 @@
-#include "server/metrics/http_connection_table.h"
+#include "server/http/http_connection_table.h"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -6,15 +6,15 @@
 
 #include <utility>
 
-#include "server/metrics/http_socket.h"
+#include "server/http/http_socket.h"
 
-namespace cropshield::metrics::internal {
+namespace cropshield::http::internal {
 
 ConnectionTable::~ConnectionTable() {
   for (auto& [id, c] : connections_) CloseFd(c->fd);
 }
 
-void ConnectionTable::Admit(int fd, std::string peer) {
+void ConnectionTable::Admit(int fd, std::string peer, std::string peer_ip, int peer_port) {
   auto counted = per_peer_.find(peer);
   const size_t from_peer = counted == per_peer_.end() ? 0 : counted->second;
   if (from_peer >= max_connections_per_peer_ ||
@@ -36,9 +36,18 @@ void ConnectionTable::Admit(int fd, std::string peer) {
   }
   ++per_peer_[peer];
   c.peer = std::move(peer);
+  c.peer_ip = std::move(peer_ip);
+  c.peer_port = peer_port;
   c.since = Clock::now();
   c.position = phases_[kReading].insert(phases_[kReading].end(), &c);
   connections_.emplace(c.id, std::move(owned));
+}
+
+bool ConnectionTable::ReserveBody(Connection& c, size_t bytes) {
+  if (bytes > max_buffered_body_bytes_ - buffered_body_bytes_) return false;
+  buffered_body_bytes_ += bytes;
+  c.reserved_body_bytes += bytes;
+  return true;
 }
 
 Connection* ConnectionTable::Find(uint64_t id) {
@@ -72,12 +81,13 @@ void ConnectionTable::Close(Connection& c) {
     const linger abort{1, 0};
     setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
   }
+  buffered_body_bytes_ -= c.reserved_body_bytes;
   close(c.fd);               // also removes it from the epoll set
   connections_.erase(c.id);  // destroys c
 }
 
 bool ConnectionTable::EvictOldest() {
-  for (Phase phase : {kReading, kLingering, kWriting}) {
+  for (Phase phase : {kReading, kReadingBody, kLingering, kWriting}) {
     if (Connection* oldest = Oldest(phase); oldest != nullptr) {
       Close(*oldest);
       return true;
@@ -86,4 +96,4 @@ bool ConnectionTable::EvictOldest() {
   return false;
 }
 
-}  // namespace cropshield::metrics::internal
+}  // namespace cropshield::http::internal

@@ -13,10 +13,10 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/metrics/http_server.h"
-#include "tests/unit/metrics/http_test_client.h"
+#include "server/http/http_server.h"
+#include "tests/unit/http/http_test_client.h"
 
-namespace cropshield::metrics {
+namespace cropshield::http {
 namespace {
 
 using http_test::CloseAll;
@@ -246,4 +246,4 @@ TEST(HttpServerTest, ShutdownIsPromptWithManyIdleConnectionsAndClosesThem) {
 }
 
 }  // namespace
-}  // namespace cropshield::metrics
+}  // namespace cropshield::http

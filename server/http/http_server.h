@@ -1,13 +1,18 @@
-// A small HTTP/1.1 server for the metrics endpoint (/metrics for Prometheus, /healthz for the
-// liveness probe) that idle or slow connections cannot starve (issue #20).
+// A small HTTP/1.1 server that idle or slow connections cannot starve (issue #20). It carries the
+// metrics endpoint (/metrics, /healthz) and the REST front end; what a request means is the
+// handler's business (both route through cpp-httplib, see httplib_router.h).
 //
-// Design: one event-loop thread ("metrics-http") owns every socket: a non-blocking listen socket
+// Design: one event-loop thread ("<name>-loop") owns every socket: a non-blocking listen socket
 // and non-blocking connections watched with epoll (level-triggered). Each connection is a small
 // state machine:
 //   reading  the request head, without blocking, until "\r\n\r\n"; at most header_timeout from
 //            accept (then 408), at most max_request_bytes (then 431);
-//   handling a complete GET/HEAD waits for or runs on a handler thread (others get 400/405 from
-//            the loop at once);
+//   body     the Content-Length bytes of the body, at most max_body_bytes (else 413 at once,
+//            before reading any), at most body_timeout from the head's end (then 408); bodies
+//            buffered at once are bounded by max_buffered_body_bytes (else 503); "Expect:
+//            100-continue" is answered by the loop; chunked bodies get 411;
+//   handling a complete request waits for or runs on a handler thread (methods outside
+//            allowed_methods get 405 from the loop at once);
 //   writing  the response, non-blocking, at most send_timeout;
 //   lingering after a half-close, briefly reads what the client still sends, so the close does
 //            not reset the response away; then the socket is closed.
@@ -17,33 +22,31 @@
 //   * per peer address at most max_connections_per_peer connections; more are closed at once;
 //   * at most max_connections in all (clamped at Start to half of RLIMIT_NOFILE's soft limit):
 //     a new connection beyond it makes room by dropping the OLDEST connection still reading its
-//     head (then the oldest lingering, then the oldest writing one), so a flood cannot lock out a
-//     probe, whose head arrives within milliseconds of its accept; only when every connection is
-//     a request being handled is the new one closed at once. Running out of descriptors in
-//     accept(2) drops the oldest the same way (or pauses accepting for 50 ms if none can go);
+//     head (then the oldest reading a body, the oldest lingering, the oldest writing one), so a
+//     flood cannot lock out a probe, whose head arrives within milliseconds of its accept; only
+//     when every connection is a request being handled is the new one closed at once. Running
+//     out of descriptors in accept(2) drops the oldest the same way (or pauses accepting for
+//     50 ms if none can go);
 //   * complete requests waiting for a handler thread: at most max_queued_requests, more get 503.
-// Handlers run on a small fixed pool (handler_threads), not on the loop: rendering /metrics of a
-// large registry takes milliseconds, and a slow or stuck handler must never stop the loop from
-// accepting, reading heads and timing connections out. Handlers being fast, a couple of threads
-// suffice; a stuck pool shows as 503s (queue full), which is what a liveness probe should see.
+// Handlers run on a fixed pool (handler_threads), not on the loop: a slow or stuck handler must
+// never stop the loop from accepting, reading and timing connections out. A stuck pool shows as
+// 503s (queue full), which is what a liveness probe should see.
 //
-// Why not cpp-httplib (Debian's libcpp-httplib-dev 0.11): it serves each connection on a thread
-// pool thread that blocks in read(2) until its read timeout, so a few idle sockets per pool thread
-// exhaust it: the same starvation this server had with its 2 connection threads.
+// Why not cpp-httplib's own listener (Debian's libcpp-httplib-dev 0.11): it serves each
+// connection on a pool thread that blocks in read(2) until its read timeout, so a few idle or
+// trickling sockets per pool thread exhaust it. Here cpp-httplib parses and routes complete
+// requests the loop has received (httplib_router.h); the loop owns the sockets.
 // Why not prometheus-cpp's Exposer: its civetweb threads ask pthread_create for 100 KiB stacks,
 // which cannot hold the static TLS of CUDA libtorch's libraries, so in a CUDA build the Exposer
 // fails to start (see shared/gpu/README.md, pitfall 4). Every thread here is a plain std::thread
 // with the default stack size; never pass pthread attributes with a stack size.
 //
-// Scope: GET and HEAD of small resources for scrapers and probes. Request bodies are not read;
-// malformed requests get 400, other methods 405.
-//
 // Thread-safety: the handler is called on the handler threads, possibly concurrently, and must be
 // thread-safe. port() and max_connections() may be called from any thread; Shutdown (also run by
 // the destructor) from one thread, not from the handler. All socket state belongs to the loop
 // thread; the loop and the handler threads share only the job and completion queues (mu_).
-#ifndef CROPSHIELD_SERVER_METRICS_HTTP_SERVER_H_
-#define CROPSHIELD_SERVER_METRICS_HTTP_SERVER_H_
+#ifndef CROPSHIELD_SERVER_HTTP_HTTP_SERVER_H_
+#define CROPSHIELD_SERVER_HTTP_HTTP_SERVER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -60,7 +63,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-namespace cropshield::metrics {
+namespace cropshield::http {
 
 struct HttpRequest {
   std::string method;  // as sent, e.g. "GET"
@@ -68,6 +71,10 @@ struct HttpRequest {
   std::string query;   // after '?', without it; empty if none
   // Header fields with lower-case names; a repeated field keeps its last value.
   std::vector<std::pair<std::string, std::string>> headers;
+  std::string head;  // the request line and header fields as received, without the blank line
+  std::string body;  // Content-Length bytes
+  std::string peer_ip;  // e.g. "127.0.0.1" or "::1"
+  int peer_port = 0;
 
   // The value of header `name` (lower case), or "" if absent.
   std::string Header(const std::string& name) const;
@@ -79,6 +86,9 @@ struct HttpResponse {
   std::string body;
   // Extra header lines without CRLF, e.g. "Allow: GET, HEAD".
   std::vector<std::string> headers;
+  // When not empty, the whole response as it goes on the wire (status line to body), sent as is
+  // instead of the fields above: for handlers that serialize their own (cpp-httplib's writer).
+  std::string serialized;
 };
 
 class HttpServer {
@@ -89,11 +99,17 @@ class HttpServer {
     // host:port; "[v6addr]:port" for IPv6; an empty host binds every address. Port 0 picks a free
     // port (see port()).
     std::string address = "0.0.0.0:9464";
+    std::string name = "metrics";         // thread names: "<name>-loop", "<name>-handler"
     int handler_threads = 2;              // threads that run the handler (>= 1)
     size_t max_queued_requests = 64;      // complete requests waiting for a handler; more: 503
     size_t max_request_bytes = 16 << 10;  // request line + headers; more: 431 (>= 64)
     absl::Duration header_timeout = absl::Seconds(2);  // accept to complete head; then 408
     absl::Duration send_timeout = absl::Seconds(10);   // to send a response; then closed
+    size_t max_body_bytes = 0;  // Content-Length above it: 413 (0: requests carry no body)
+    absl::Duration body_timeout = absl::Seconds(30);   // head's end to complete body; then 408
+    size_t max_buffered_body_bytes = 256 << 20;  // bodies of all connections at once; more: 503
+    // Others get 405 with an Allow header.
+    std::vector<std::string> allowed_methods = {"GET", "HEAD"};
     size_t max_connections = 1024;         // open at once, all peers (see the top of this file)
     size_t max_connections_per_peer = 16;  // open at once from one IP address; more closed
   };
@@ -121,7 +137,7 @@ class HttpServer {
   struct Job {
     uint64_t id = 0;
     HttpRequest request;
-    bool include_body = true;  // false for HEAD
+    bool include_body = true;  // false for HEAD (ignored for HttpResponse::serialized)
   };
   // A serialized response for connection `id`.
   struct Completion {
@@ -161,6 +177,6 @@ class HttpServer {
 // "OK", "Not Found", ... for the status codes this server uses; "Unknown" otherwise.
 const char* HttpReasonPhrase(int status);
 
-}  // namespace cropshield::metrics
+}  // namespace cropshield::http
 
-#endif  // CROPSHIELD_SERVER_METRICS_HTTP_SERVER_H_
+#endif  // CROPSHIELD_SERVER_HTTP_HTTP_SERVER_H_

@@ -1,5 +1,6 @@
-#include "server/metrics/http_socket.h"
+#include "server/http/http_socket.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -15,7 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
-namespace cropshield::metrics::internal {
+namespace cropshield::http::internal {
 namespace {
 
 // Splits "host:port", "[v6]:port" or ":port"; the host comes back without brackets.
@@ -108,10 +109,29 @@ std::string PeerKey(const sockaddr_storage& peer) {
   return "";  // unix sockets and the like: one shared bucket
 }
 
+void PeerAddress(const sockaddr_storage& peer, std::string* ip, int* port) {
+  char text[INET6_ADDRSTRLEN] = "";
+  *port = 0;
+  if (peer.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(peer);
+    inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text));
+    *port = ntohs(v4.sin_port);
+  } else if (peer.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(peer);
+    if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
+      inet_ntop(AF_INET, reinterpret_cast<const char*>(&v6.sin6_addr) + 12, text, sizeof(text));
+    } else {
+      inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text));
+    }
+    *port = ntohs(v6.sin6_port);
+  }
+  *ip = text;
+}
+
 size_t ClampToDescriptorLimit(size_t wanted) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return wanted;
   return std::max<size_t>(1, std::min<size_t>(wanted, limit.rlim_cur / 2));
 }
 
-}  // namespace cropshield::metrics::internal
+}  // namespace cropshield::http::internal

@@ -1,7 +1,7 @@
 // HttpServer's start, shutdown and handler threads. Internal to it: http_event_loop.h (the loop
 // thread), http_connection_table.h (connections, connection caps, eviction), http_message.h
 // (request-head parsing, response serialization), http_socket.h (listen socket, peer keys).
-#include "server/metrics/http_server.h"
+#include "server/http/http_server.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,11 +13,11 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
-#include "server/metrics/http_event_loop.h"
-#include "server/metrics/http_message.h"
-#include "server/metrics/http_socket.h"
+#include "server/http/http_event_loop.h"
+#include "server/http/http_message.h"
+#include "server/http/http_socket.h"
 
-namespace cropshield::metrics {
+namespace cropshield::http {
 namespace {
 
 using internal::CloseFd;
@@ -27,11 +27,12 @@ absl::Status ValidateOptions(const HttpServer::Options& options, bool has_handle
   if (options.handler_threads < 1 || options.max_queued_requests < 1 ||
       options.max_request_bytes < 64 || options.header_timeout <= absl::ZeroDuration() ||
       options.send_timeout <= absl::ZeroDuration() || options.max_connections < 1 ||
-      options.max_connections_per_peer < 1 || !has_handler) {
+      options.max_connections_per_peer < 1 || options.body_timeout <= absl::ZeroDuration() ||
+      options.allowed_methods.empty() || !has_handler) {
     return absl::InvalidArgumentError(
         "http server needs handler_threads, max_queued_requests, max_connections and "
-        "max_connections_per_peer >= 1, max_request_bytes >= 64, positive header_timeout and "
-        "send_timeout, and a handler");
+        "max_connections_per_peer >= 1, max_request_bytes >= 64, positive header_timeout, "
+        "body_timeout and send_timeout, allowed methods, and a handler");
   }
   return absl::OkStatus();
 }
@@ -63,7 +64,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options, H
   // Default-size stacks (see the header): never pass attributes with a stack size here.
   HttpServer* raw = server.get();
   server->loop_thread_ = std::thread([raw] {
-    pthread_setname_np(pthread_self(), "metrics-http");
+    pthread_setname_np(pthread_self(), (raw->options_.name + "-loop").substr(0, 15).c_str());
     raw->loop_->Run();
   });
   for (int i = 0; i < raw->options_.handler_threads; ++i) {
@@ -120,7 +121,7 @@ std::vector<HttpServer::Completion> HttpServer::TakeCompletions(bool* stopping) 
 }
 
 void HttpServer::RunHandlers() {
-  pthread_setname_np(pthread_self(), "metrics-handler");
+  pthread_setname_np(pthread_self(), (options_.name + "-handler").substr(0, 15).c_str());
   for (;;) {
     Job job;
     {
@@ -141,7 +142,9 @@ void HttpServer::RunHandlers() {
 
 std::string HttpServer::Handle(const Job& job) const {
   try {
-    return internal::SerializeResponse(handler_(job.request), job.include_body);
+    HttpResponse response = handler_(job.request);
+    if (!response.serialized.empty()) return std::move(response.serialized);
+    return internal::SerializeResponse(response, job.include_body);
   } catch (const std::exception& e) {
     return PlainResponse(500, absl::StrCat("handler failed: ", e.what(), "\n"));
   } catch (...) {
@@ -154,4 +157,4 @@ void HttpServer::WakeLoop() const {
   if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
 }
 
-}  // namespace cropshield::metrics
+}  // namespace cropshield::http

@@ -1,8 +1,8 @@
 // Internal to HttpServer: the listen socket, peer keys and the descriptor limit.
 //
 // Thread-safety: every function is reentrant.
-#ifndef CROPSHIELD_SERVER_METRICS_HTTP_SOCKET_H_
-#define CROPSHIELD_SERVER_METRICS_HTTP_SOCKET_H_
+#ifndef CROPSHIELD_SERVER_HTTP_HTTP_SOCKET_H_
+#define CROPSHIELD_SERVER_HTTP_HTTP_SOCKET_H_
 
 #include <sys/socket.h>
 
@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace cropshield::metrics::internal {
+namespace cropshield::http::internal {
 
 // Closes `fd` unless it is negative.
 void CloseFd(int fd);
@@ -30,10 +30,13 @@ absl::StatusOr<ListeningSocket> ListenOn(absl::string_view address);
 // The key of the per-peer limit: the peer's IP address bytes (IPv4-mapped IPv6 as IPv4).
 std::string PeerKey(const sockaddr_storage& peer);
 
+// The peer's printable address ("127.0.0.1", "::1"; IPv4-mapped IPv6 as IPv4) and port.
+void PeerAddress(const sockaddr_storage& peer, std::string* ip, int* port);
+
 // `wanted`, at most half of the soft descriptor limit (at least 1): the rest of the process
 // (gRPC, model files) needs descriptors too.
 size_t ClampToDescriptorLimit(size_t wanted);
 
-}  // namespace cropshield::metrics::internal
+}  // namespace cropshield::http::internal
 
-#endif  // CROPSHIELD_SERVER_METRICS_HTTP_SOCKET_H_
+#endif  // CROPSHIELD_SERVER_HTTP_HTTP_SOCKET_H_

@@ -1,4 +1,4 @@
-#include "server/metrics/http_message.h"
+#include "server/http/http_message.h"
 
 #include <algorithm>
 #include <vector>
@@ -7,9 +7,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 
-namespace cropshield::metrics {
+namespace cropshield::http {
 
 std::string HttpRequest::Header(const std::string& name) const {
   for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
@@ -30,6 +31,10 @@ const char* HttpReasonPhrase(int status) {
       return "Method Not Allowed";
     case 408:
       return "Request Timeout";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Content Too Large";
     case 431:
       return "Request Header Fields Too Large";
     case 500:
@@ -92,12 +97,29 @@ std::string SerializeResponse(const HttpResponse& response, bool include_body) {
   return out;
 }
 
-std::string PlainResponse(int status, absl::string_view body) {
+std::string PlainResponse(int status, absl::string_view body,
+                          std::vector<std::string> headers) {
   HttpResponse response;
   response.status = status;
   response.body = std::string(body);
+  response.headers = std::move(headers);
   return SerializeResponse(response, true);
 }
 
+absl::StatusOr<size_t> BodyLength(const HttpRequest& request) {
+  if (!request.Header("transfer-encoding").empty()) {
+    return absl::FailedPreconditionError(
+        "chunked request bodies are not supported; send Content-Length");
+  }
+  const std::string length = request.Header("content-length");
+  if (length.empty()) return 0;
+  size_t value = 0;
+  if (length.size() > 18 || !absl::SimpleAtoi(length, &value) ||
+      length.find_first_not_of("0123456789") != std::string::npos) {
+    return absl::InvalidArgumentError("malformed Content-Length");
+  }
+  return value;
+}
+
 }  // namespace internal
-}  // namespace cropshield::metrics
+}  // namespace cropshield::http

@@ -1,8 +1,8 @@
 // Clients and servers for the HttpServer tests (http_server_test.cc: requests, responses and
 // options; http_server_limits_test.cc: timeouts, connection caps, floods and shutdown): raw
 // sockets to 127.0.0.1, so that a test controls every byte and every connection.
-#ifndef CROPSHIELD_TESTS_UNIT_METRICS_HTTP_TEST_CLIENT_H_
-#define CROPSHIELD_TESTS_UNIT_METRICS_HTTP_TEST_CLIENT_H_
+#ifndef CROPSHIELD_TESTS_UNIT_HTTP_HTTP_TEST_CLIENT_H_
+#define CROPSHIELD_TESTS_UNIT_HTTP_HTTP_TEST_CLIENT_H_
 
 #include <errno.h>
 #include <poll.h>
@@ -18,10 +18,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "server/metrics/http_server.h"
+#include "server/http/http_server.h"
 #include "tests/testing/loopback_socket.h"
 
-namespace cropshield::metrics::http_test {
+namespace cropshield::http::http_test {
 
 // A connected TCP socket to 127.0.0.1:port from `source` (a loopback address; "" for any), or -1.
 inline int Connect(int port, const std::string& source = "") {
@@ -137,6 +137,6 @@ inline HttpResponse Echo(const HttpRequest& request) {
   return response;
 }
 
-}  // namespace cropshield::metrics::http_test
+}  // namespace cropshield::http::http_test
 
-#endif  // CROPSHIELD_TESTS_UNIT_METRICS_HTTP_TEST_CLIENT_H_
+#endif  // CROPSHIELD_TESTS_UNIT_HTTP_HTTP_TEST_CLIENT_H_

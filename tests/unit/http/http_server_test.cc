@@ -1,6 +1,6 @@
-// HttpServer: requests, responses, options and the metrics endpoint on top of it. Timeouts,
+// HttpServer: requests, bodies, responses and options. Timeouts,
 // connection caps and floods: http_server_limits_test.cc.
-#include "server/metrics/http_server.h"
+#include "server/http/http_server.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,12 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/metrics/metrics_endpoint.h"
-#include "server/metrics/metrics_registry.h"
-#include "server/metrics/server_metrics.h"
-#include "tests/unit/metrics/http_test_client.h"
+#include "tests/unit/http/http_test_client.h"
 
-namespace cropshield::metrics {
+namespace cropshield::http {
 namespace {
 
 using http_test::Body;
@@ -163,34 +160,5 @@ TEST(HttpServerTest, OversizedHeadGets431WithoutWaitingForItsEnd) {
   close(fd);
 }
 
-TEST(MetricsEndpointTest, ServesTextFormatHealthzAnd404) {
-  MetricsRegistry registry;
-  ServerMetrics::Options metrics_options;
-  metrics_options.rpcs = {"Predict"};
-  auto server_metrics = ServerMetrics::Create(metrics_options, &registry.registry());
-  ASSERT_TRUE(server_metrics.ok()) << server_metrics.status();
-  (*server_metrics)->RecordCall("Predict", absl::StatusCode::kOk, 0.003);
-  auto endpoint = StartMetricsEndpoint("127.0.0.1:0", &registry);
-  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
-  const int port = (*endpoint)->port();
-
-  const std::string metrics = Get(port, "/metrics");
-  EXPECT_THAT(metrics, StartsWith("HTTP/1.1 200 OK\r\n"));
-  EXPECT_THAT(metrics, HasSubstr("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
-  const std::string body = Body(metrics);
-  EXPECT_THAT(body, HasSubstr("# TYPE cropshield_request_duration_seconds histogram\n"));
-  EXPECT_THAT(body, HasSubstr("cropshield_requests_total{code=\"OK\",rpc=\"Predict\"} 1\n"));
-  EXPECT_THAT(body, HasSubstr("cropshield_request_duration_seconds_bucket{code=\"OK\",rpc="
-                              "\"Predict\",le=\"0.005\"} 1\n"));
-  EXPECT_THAT(Get(port, "/metrics?x=1"), StartsWith("HTTP/1.1 200 OK\r\n"));
-
-  const std::string healthz = Get(port, "/healthz");
-  EXPECT_THAT(healthz, StartsWith("HTTP/1.1 200 OK\r\n"));
-  EXPECT_EQ(Body(healthz), "ok\n");
-  EXPECT_THAT(Get(port, "/"), HasSubstr("href=\"/metrics\""));
-  EXPECT_THAT(Get(port, "/metricsx"), StartsWith("HTTP/1.1 404 Not Found\r\n"));
-  EXPECT_THAT(Get(port, "/favicon.ico"), StartsWith("HTTP/1.1 404 Not Found\r\n"));
-}
-
 }  // namespace
-}  // namespace cropshield::metrics
+}  // namespace cropshield::http

@@ -2,17 +2,18 @@
 // functions, no sockets.
 //
 // Thread-safety: every function is reentrant.
-#ifndef CROPSHIELD_SERVER_METRICS_HTTP_MESSAGE_H_
-#define CROPSHIELD_SERVER_METRICS_HTTP_MESSAGE_H_
+#ifndef CROPSHIELD_SERVER_HTTP_HTTP_MESSAGE_H_
+#define CROPSHIELD_SERVER_HTTP_HTTP_MESSAGE_H_
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "server/metrics/http_server.h"
+#include "server/http/http_server.h"
 
-namespace cropshield::metrics::internal {
+namespace cropshield::http::internal {
 
 // Parses the request head (request line and header fields, without the blank line).
 absl::StatusOr<HttpRequest> ParseHead(absl::string_view head);
@@ -25,9 +26,14 @@ size_t HeadEnd(absl::string_view data, size_t from);
 // `include_body`, the body.
 std::string SerializeResponse(const HttpResponse& response, bool include_body);
 
-// A text/plain response with `body`, serialized.
-std::string PlainResponse(int status, absl::string_view body);
+// A text/plain response with `body` and extra `headers` (lines without CRLF), serialized.
+std::string PlainResponse(int status, absl::string_view body,
+                          std::vector<std::string> headers = {});
 
-}  // namespace cropshield::metrics::internal
+// The body's length from Content-Length (0 without one); FAILED_PRECONDITION for a
+// Transfer-Encoding (chunked bodies are not read), INVALID_ARGUMENT for a malformed length.
+absl::StatusOr<size_t> BodyLength(const HttpRequest& request);
 
-#endif  // CROPSHIELD_SERVER_METRICS_HTTP_MESSAGE_H_
+}  // namespace cropshield::http::internal
+
+#endif  // CROPSHIELD_SERVER_HTTP_HTTP_MESSAGE_H_

@@ -1,12 +1,13 @@
 // Internal to HttpServer: the event loop (see the top of http_server.h). It accepts connections,
-// reads their request heads, answers what it can alone (400, 405, 408, 431, 503), hands complete
-// GET/HEAD requests to the handler threads, writes their answers and times connections out.
+// reads their request heads and bodies, answers what it can alone (400, 405, 408, 411, 413, 431,
+// 503), hands complete requests to the handler threads, writes their answers and times
+// connections out.
 //
 // Thread-safety: everything here runs on the loop thread (construction and destruction aside,
 // which happen while no loop thread runs). It reaches the handler threads only through
 // HttpServer's job and completion queues.
-#ifndef CROPSHIELD_SERVER_METRICS_HTTP_EVENT_LOOP_H_
-#define CROPSHIELD_SERVER_METRICS_HTTP_EVENT_LOOP_H_
+#ifndef CROPSHIELD_SERVER_HTTP_HTTP_EVENT_LOOP_H_
+#define CROPSHIELD_SERVER_HTTP_HTTP_EVENT_LOOP_H_
 
 #include <sys/epoll.h>
 
@@ -14,10 +15,10 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "server/metrics/http_connection_table.h"
-#include "server/metrics/http_server.h"
+#include "server/http/http_connection_table.h"
+#include "server/http/http_server.h"
 
-namespace cropshield::metrics {
+namespace cropshield::http {
 
 class HttpServer::Loop {
  public:
@@ -49,6 +50,11 @@ class HttpServer::Loop {
   // Connection phases.
   void ReadHead(Connection& c);
   void Dispatch(Connection& c, absl::string_view head);
+  // False (and the connection answered 413 or 503) when a body of `length` cannot be taken.
+  bool AdmitBody(Connection& c, size_t length);
+  void AppendBody(Connection& c, absl::string_view bytes);
+  void ReadBody(Connection& c);
+  void Enqueue(Connection& c);  // hands the complete request to the handler threads
   void StartWriting(Connection& c, std::string bytes);
   void ContinueWriting(Connection& c);
   void StartLingering(Connection& c);
@@ -68,6 +74,6 @@ class HttpServer::Loop {
   Clock::time_point resume_accept_at_;
 };
 
-}  // namespace cropshield::metrics
+}  // namespace cropshield::http
 
-#endif  // CROPSHIELD_SERVER_METRICS_HTTP_EVENT_LOOP_H_
+#endif  // CROPSHIELD_SERVER_HTTP_HTTP_EVENT_LOOP_H_

@@ -1,4 +1,4 @@
-#include "server/metrics/http_event_loop.h"
+#include "server/http/http_event_loop.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -12,11 +12,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "server/metrics/http_message.h"
-#include "server/metrics/http_socket.h"
+#include "absl/strings/str_join.h"
+#include "server/http/http_message.h"
+#include "server/http/http_socket.h"
 
-namespace cropshield::metrics {
+namespace cropshield::http {
 namespace {
 
 using internal::Clock;
@@ -24,6 +26,7 @@ using internal::kHandling;
 using internal::kLingering;
 using internal::kPhases;
 using internal::kReading;
+using internal::kReadingBody;
 using internal::kWriting;
 using internal::PlainResponse;
 
@@ -32,6 +35,7 @@ constexpr auto kAcceptPause = std::chrono::milliseconds(50);  // after EMFILE wi
 constexpr int kMaxAcceptsPerWakeup = 64;
 constexpr int kMaxEvents = 256;
 constexpr size_t kMaxDiscardPerEvent = 64 << 10;  // lingering: bytes read and dropped per wakeup
+constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // Milliseconds from `now` until `deadline`, rounded up, for epoll_wait.
 int MillisUntil(Clock::time_point now, Clock::time_point deadline) {
@@ -46,7 +50,8 @@ HttpServer::Loop::Loop(HttpServer* server, int epoll_fd)
     : server_(server),
       epoll_fd_(epoll_fd),
       connections_(epoll_fd, kWakeId + 1, server->max_connections_,
-                   server->options_.max_connections_per_peer) {}
+                   server->options_.max_connections_per_peer,
+                   server->options_.max_buffered_body_bytes) {}
 
 HttpServer::Loop::~Loop() { internal::CloseFd(epoll_fd_); }  // connections_ closes the rest
 
@@ -87,7 +92,10 @@ bool HttpServer::Loop::AcceptOne() {
   const int fd = accept4(server_->listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_size,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd >= 0) {
-    connections_.Admit(fd, internal::PeerKey(peer));
+    std::string ip;
+    int port = 0;
+    internal::PeerAddress(peer, &ip, &port);
+    connections_.Admit(fd, internal::PeerKey(peer), std::move(ip), port);
     return true;
   }
   if (errno == EINTR || errno == ECONNABORTED) return true;
@@ -116,6 +124,9 @@ void HttpServer::Loop::OnConnectionEvent(Connection& c, uint32_t events) {
   switch (c.phase) {
     case kReading:
       ReadHead(c);
+      return;
+    case kReadingBody:
+      ReadBody(c);
       return;
     case kHandling:  // no interest registered: only a hang-up or an error gets here
       if ((events & (EPOLLHUP | EPOLLERR)) != 0) connections_.Close(c);
@@ -169,28 +180,97 @@ void HttpServer::Loop::Dispatch(Connection& c, absl::string_view head) {
     StartWriting(c, PlainResponse(400, absl::StrCat(request.status().message(), "\n")));
     return;
   }
-  if (request->method != "GET" && request->method != "HEAD") {
-    HttpResponse response;
-    response.status = 405;
-    response.body = "only GET and HEAD are supported\n";
-    response.headers.push_back("Allow: GET, HEAD");
-    StartWriting(c, internal::SerializeResponse(response, true));
+  const std::vector<std::string>& allowed = server_->options_.allowed_methods;
+  if (std::find(allowed.begin(), allowed.end(), request->method) == allowed.end()) {
+    StartWriting(c, PlainResponse(405, absl::StrCat(request->method, " is not supported here\n"),
+                                  {absl::StrCat("Allow: ", absl::StrJoin(allowed, ", "))}));
     return;
   }
+  absl::StatusOr<size_t> body_length = internal::BodyLength(*request);
+  if (!body_length.ok()) {
+    const int status = absl::IsFailedPrecondition(body_length.status()) ? 411 : 400;
+    StartWriting(c, PlainResponse(status, absl::StrCat(body_length.status().message(), "\n")));
+    return;
+  }
+  if (!AdmitBody(c, *body_length)) return;
+  request->head = std::string(head);
+  request->peer_ip = c.peer_ip;
+  request->peer_port = c.peer_port;
+  // What followed the blank line is the start of the body.
+  const size_t blank = c.in[head.size()] == '\r' ? 4 : 2;
+  std::string rest = c.in.substr(std::min(c.in.size(), head.size() + blank));
+  c.in.clear();
+  c.body_length = *body_length;
+  c.request = std::make_unique<HttpRequest>(*std::move(request));
+  c.request->body.reserve(*body_length);
+  AppendBody(c, rest);
+  if (c.request->body.size() >= c.body_length) {
+    Enqueue(c);
+    return;
+  }
+  if (absl::AsciiStrToLower(c.request->Header("expect")) == "100-continue" &&
+      send(c.fd, kContinue, sizeof(kContinue) - 1, MSG_NOSIGNAL) !=
+          static_cast<ssize_t>(sizeof(kContinue) - 1)) {
+    connections_.Close(c);  // a fresh socket that cannot take 25 bytes is gone
+    return;
+  }
+  connections_.SetPhase(c, kReadingBody, EPOLLIN | EPOLLRDHUP);
+}
+
+bool HttpServer::Loop::AdmitBody(Connection& c, size_t length) {
+  if (length == 0) return true;
+  const size_t limit = server_->options_.max_body_bytes;
+  if (length > limit) {
+    StartWriting(c, PlainResponse(413, limit == 0 ? "request bodies are not accepted here\n"
+                                                  : absl::StrCat("request body of ", length,
+                                                                 " bytes is over the limit of ",
+                                                                 limit, " bytes\n")));
+    return false;
+  }
+  if (!connections_.ReserveBody(c, length)) {
+    StartWriting(c, PlainResponse(503, "too many request bodies in flight; retry\n",
+                                  {"Retry-After: 1"}));
+    return false;
+  }
+  return true;
+}
+
+void HttpServer::Loop::AppendBody(Connection& c, absl::string_view bytes) {
+  const size_t wanted = c.body_length - c.request->body.size();
+  c.request->body.append(bytes.data(), std::min(wanted, bytes.size()));  // drops pipelined bytes
+}
+
+void HttpServer::Loop::ReadBody(Connection& c) {
+  char buffer[16384];
+  while (c.request->body.size() < c.body_length) {
+    const ssize_t n = recv(c.fd, buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {  // closed or reset before the whole body
+      connections_.Close(c);
+      return;
+    }
+    AppendBody(c, absl::string_view(buffer, static_cast<size_t>(n)));
+  }
+  Enqueue(c);
+}
+
+void HttpServer::Loop::Enqueue(Connection& c) {
   Job job;
   job.id = c.id;
-  job.include_body = request->method != "HEAD";
-  job.request = *std::move(request);
+  job.include_body = c.request->method != "HEAD";
+  job.request = std::move(*c.request);
+  c.request.reset();
   if (!server_->Enqueue(std::move(job))) {
-    StartWriting(c, PlainResponse(503, "busy\n"));
+    StartWriting(c, PlainResponse(503, "busy\n", {"Retry-After: 1"}));
     return;
   }
-  c.in.clear();
   connections_.SetPhase(c, kHandling, 0);
 }
 
 void HttpServer::Loop::StartWriting(Connection& c, std::string bytes) {
   c.in.clear();
+  c.request.reset();
   c.out = std::move(bytes);
   c.sent = 0;
   if (connections_.SetPhase(c, kWriting, EPOLLOUT)) ContinueWriting(c);
@@ -235,6 +315,8 @@ HttpServer::Loop::Clock::duration HttpServer::Loop::Timeout(Phase phase) const {
   switch (phase) {
     case kReading:
       return absl::ToChronoNanoseconds(server_->options_.header_timeout);
+    case kReadingBody:
+      return absl::ToChronoNanoseconds(server_->options_.body_timeout);
     case kWriting:
       return absl::ToChronoNanoseconds(server_->options_.send_timeout);
     case kLingering:
@@ -245,11 +327,11 @@ HttpServer::Loop::Clock::duration HttpServer::Loop::Timeout(Phase phase) const {
 }
 
 void HttpServer::Loop::ExpireTimeouts(Clock::time_point now) {
-  for (Phase phase : {kReading, kWriting, kLingering}) {
+  for (Phase phase : {kReading, kReadingBody, kWriting, kLingering}) {
     const Clock::duration timeout = Timeout(phase);
     for (Connection* c = connections_.Oldest(phase); c != nullptr && now - c->since >= timeout;
          c = connections_.Oldest(phase)) {
-      if (phase == kReading) {
+      if (phase == kReading || phase == kReadingBody) {
         StartWriting(*c, PlainResponse(408, "request timeout\n"));  // leaves the list
       } else {
         connections_.Close(*c);
@@ -264,7 +346,7 @@ int HttpServer::Loop::WaitMillis(Clock::time_point now) const {
     const int ms = MillisUntil(now, deadline);
     wait = wait < 0 ? ms : std::min(wait, ms);
   };
-  for (Phase phase : {kReading, kWriting, kLingering}) {
+  for (Phase phase : {kReading, kReadingBody, kWriting, kLingering}) {
     if (const Connection* c = connections_.Oldest(phase); c != nullptr) {
       consider(c->since + Timeout(phase));
     }
@@ -291,4 +373,4 @@ void HttpServer::Loop::MaybeResumeAccepting(Clock::time_point now) {
   accept_paused_ = false;
 }
 
-}  // namespace cropshield::metrics
+}  // namespace cropshield::http
