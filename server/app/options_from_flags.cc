@@ -37,6 +37,23 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
           "HTTP address of the Prometheus endpoint (GET /metrics, /healthz); port 0 picks a free "
           "port, logged as 'metrics listening on port N'; empty disables it. If the address cannot "
           "be bound (in use), the server logs an error and serves gRPC without metrics.");
+ABSL_FLAG(std::string, http_address, "0.0.0.0:8000",
+          "HTTP/REST address: the Open Inference Protocol's REST endpoints (/v2/...), /v1/predict, "
+          "/v1/explain, /v1/cache:clear, /v1/stats and the web page at /; port 0 picks a free "
+          "port, logged as 'http listening on port N'; empty disables it. Plaintext only: with "
+          "--tls_cert it stays off unless --http_plaintext_with_tls.");
+ABSL_FLAG(bool, http_plaintext_with_tls, false,
+          "Serve --http_address in plaintext even though gRPC serves TLS (e.g. behind a proxy "
+          "that terminates TLS).");
+ABSL_FLAG(int, http_threads, 8,
+          "HTTP calls served at once (each waits for its answer on its thread); more wait in a "
+          "queue of 256, then get 503.");
+ABSL_FLAG(int64_t, http_max_body_bytes, 0,
+          "Largest HTTP request body (larger: 413 before reading it); 0 = --max_image_bytes plus "
+          "1 MiB, at least 16 MiB (an infer request with several photos, base64 included).");
+ABSL_FLAG(int, http_request_timeout_ms, 60000,
+          "Longest an HTTP call may take (then 504); a caller may ask for less with the header "
+          "Request-Timeout-Ms.");
 ABSL_FLAG(std::string, port_file, "",
           "If set, the bound port is written to this file once the server is SERVING.");
 ABSL_FLAG(std::string, device, "auto",
@@ -182,6 +199,15 @@ void SetTransport(ServerOptions* options) {
   options->service.max_response_send_time =
       absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_max_response_send_ms)));
   options->metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options->http.address = absl::GetFlag(FLAGS_http_address);
+  options->http_plaintext_with_tls = absl::GetFlag(FLAGS_http_plaintext_with_tls);
+  options->http.threads = std::max(1, absl::GetFlag(FLAGS_http_threads));
+  const int64_t body = absl::GetFlag(FLAGS_http_max_body_bytes);
+  options->http.max_body_bytes = static_cast<size_t>(
+      body > 0 ? body
+               : std::max<int64_t>(16 << 20, absl::GetFlag(FLAGS_max_image_bytes) + (1 << 20)));
+  options->http.rest.request_timeout =
+      absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_http_request_timeout_ms)));
   options->release_memory_after_idle = ClampedMs(absl::GetFlag(FLAGS_release_memory_idle_ms));
 }
 

@@ -45,6 +45,11 @@ void LogListening(CropShieldServer& server, const ServerOptions& options) {
     CS_LOG_INFO("metrics listening on port ", server.metrics_port(),
                 " (GET /metrics; --metrics_address=", options.metrics_address, ")");
   }
+  if (server.http_port() > 0) {
+    CS_LOG_INFO("http listening on port ", server.http_port(),
+                " (REST /v1, Open Inference Protocol /v2, web page /; --http_address=",
+                options.http.address, ")");
+  }
 }
 
 // Loads and warms the model, flips health to SERVING, starts the repository watch and logs the

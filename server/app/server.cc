@@ -122,15 +122,21 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
   server->RegisterStateCollectors();
   CS_RETURN_IF_ERROR(server->StartMetricsEndpoint(options.metrics_address));
   CS_RETURN_IF_ERROR(server->StartGrpc(options));
+  CS_RETURN_IF_ERROR(server->StartHttpEndpoint(options));
   return server;
 }
 
 absl::Status CropShieldServer::CreateInferenceService(const ServerOptions& options) {
+  oip::ProtocolOptions protocol_options;
+  protocol_options.serving = [this] { return serving_.load(std::memory_order_acquire); };
+  protocol_options.batching = {options.core.max_batch_size, options.core.max_queue_delay_us};
+  auto protocol = oip::InferenceProtocol::Create(std::move(protocol_options), core_.get());
+  if (!protocol.ok()) return protocol.status();
+  oip_protocol_ = *std::move(protocol);
   oip::InferenceServiceOptions oip_options;
-  oip_options.serving = [this] { return serving_.load(std::memory_order_acquire); };
-  oip_options.batching = {options.core.max_batch_size, options.core.max_queue_delay_us};
   oip_options.max_response_send_time = options.service.max_response_send_time;
-  auto oip_service = oip::InferenceService::Create(std::move(oip_options), core_.get());
+  auto oip_service =
+      oip::InferenceService::Create(std::move(oip_options), core_.get(), oip_protocol_.get());
   if (!oip_service.ok()) return oip_service.status();
   oip_service_ = *std::move(oip_service);
   return absl::OkStatus();
@@ -162,6 +168,23 @@ absl::Status CropShieldServer::StartMetricsEndpoint(const std::string& address) 
   } else {
     return endpoint.status();
   }
+  return absl::OkStatus();
+}
+
+absl::Status CropShieldServer::StartHttpEndpoint(const ServerOptions& options) {
+  if (options.http.address.empty()) return absl::OkStatus();
+  if (!options.tls_cert_pem.empty() && !options.http_plaintext_with_tls) {
+    CS_LOG_INFO("HTTP/REST port off: gRPC serves TLS and the HTTP port is plaintext only "
+                "(--http_plaintext_with_tls serves it anyway, e.g. behind a TLS proxy)");
+    return absl::OkStatus();
+  }
+  auto endpoint = rest::RestEndpoint::Start(options.http, core_.get(), oip_protocol_.get());
+  if (!endpoint.ok()) {
+    return absl::Status(endpoint.status().code(),
+                        absl::StrCat("HTTP/REST port (--http_address): ",
+                                     endpoint.status().message()));
+  }
+  http_endpoint_ = *std::move(endpoint);
   return absl::OkStatus();
 }
 
@@ -232,6 +255,8 @@ void CropShieldServer::Shutdown(std::chrono::milliseconds grace) {
     server_->Shutdown(std::chrono::system_clock::now() + grace);
     server_->Wait();
   }
+  // Its handler threads wait for calls the core is still answering.
+  if (http_endpoint_ != nullptr) http_endpoint_->Shutdown();
   if (core_ != nullptr) core_->Shutdown();
   // Last, so that scrapes see the drain; the service is stopped but still alive here.
   if (metrics_endpoint_ != nullptr) metrics_endpoint_->Shutdown();

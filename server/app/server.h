@@ -1,6 +1,7 @@
-// Assembles the gRPC server: the CropShield service, the Open Inference Protocol service
-// (inference.GRPCInferenceService, same port), the health service and reflection, and the
-// metrics (the registry the components record into and its HTTP /metrics endpoint).
+// Assembles the server: on the gRPC port the CropShield service, the Open Inference Protocol
+// service (inference.GRPCInferenceService), the health service and reflection; the HTTP/REST port
+// (REST front end, Open Inference Protocol REST, web page); and the metrics (the registry the
+// components record into and its HTTP /metrics endpoint).
 // Health (and the protocol's ServerReady/ModelReady) report NOT_SERVING until SetServing(true) is
 // called after the model is warm.
 //
@@ -24,6 +25,7 @@
 #include "server/metrics/metrics_endpoint.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/oip/inference_service.h"
+#include "server/rest/rest_endpoint.h"
 
 namespace grpc {
 class Server;
@@ -65,6 +67,10 @@ struct ServerOptions {
   // malformed address fails Start; an address that cannot be bound (in use) only disables the
   // endpoint, with an error in the log, so that gRPC serving does not depend on it.
   std::string metrics_address;
+  // The HTTP/REST port (empty address: off). Plaintext: with tls_cert_pem set it stays off unless
+  // http_plaintext_with_tls.
+  rest::RestEndpointOptions http;
+  bool http_plaintext_with_tls = false;
   // Once SERVING: after this long with no new call or model load and none in progress, the heap's
   // free memory goes back to the OS (engine::ReleaseFreeMemory); zero never releases it.
   absl::Duration release_memory_after_idle = absl::Seconds(1);
@@ -81,6 +87,8 @@ class CropShieldServer {
   int port() const { return port_; }
   // The metrics endpoint's port; 0 when it is disabled or could not bind.
   int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
+  // The HTTP/REST port; 0 when off.
+  int http_port() const { return http_endpoint_ ? http_endpoint_->port() : 0; }
   core::ModelRegistry& models() { return core_->models(); }
   // Null when ServerOptions::core.models.model_path was empty.
   core::ModelManager* model_manager() { return core_->model_manager(); }
@@ -100,6 +108,8 @@ class CropShieldServer {
   void RegisterStateCollectors();
   // An address that cannot be bound only disables the endpoint (logged); a malformed one fails.
   absl::Status StartMetricsEndpoint(const std::string& address);
+  // An address that cannot be bound fails Start (like the gRPC port).
+  absl::Status StartHttpEndpoint(const ServerOptions& options);
   absl::Status StartGrpc(const ServerOptions& options);
   absl::Status CreateInferenceService(const ServerOptions& options);
 
@@ -109,9 +119,11 @@ class CropShieldServer {
   std::unique_ptr<core::InferenceCore> core_;
   std::atomic<bool> serving_{false};  // read by oip_service_'s readiness checks
   std::unique_ptr<grpc_api::CropShieldService> service_;
+  std::unique_ptr<oip::InferenceProtocol> oip_protocol_;  // the gRPC and REST front ends' own
   std::unique_ptr<oip::InferenceService> oip_service_;
   std::unique_ptr<grpc_api::HealthService> health_;  // before server_: outlives it
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<rest::RestEndpoint> http_endpoint_;
   std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
   std::unique_ptr<IdleAction> idle_release_;  // after core_: probes it
   metrics::MetricsRegistry::Registration process_registration_;

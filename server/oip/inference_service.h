@@ -1,7 +1,6 @@
 // The Open Inference Protocol (KServe v2) gRPC front end, inference.GRPCInferenceService, plus
-// Triton's ModelConfig and ModelStatistics. A thin translation over the inference core: ModelInfer
-// turns its BYTES tensor into one core Predict per photo (InferCall) and the answers into
-// "probabilities" and "labels" tensors (tensors.h); the metadata RPCs read the model registry.
+// Triton's ModelConfig and ModelStatistics: each RPC hands its messages to InferenceProtocol
+// (protocol.h, shared with the REST front end), which runs them on the inference core.
 // Every call's reactor is grpc_api's CallReactor (deadline, cancellation, byte reservations held
 // until gRPC is done, absl -> grpc status, retry pushback, send watch).
 //
@@ -19,27 +18,21 @@
 #include "common/expiry_watch.h"
 #include "inference/grpc_predict_v2.grpc.pb.h"
 #include "server/core/inference_core.h"
-#include "server/oip/descriptions.h"
-#include "server/oip/infer_call.h"
+#include "server/oip/protocol.h"
 
 namespace cropshield::oip {
 
 struct InferenceServiceOptions {
-  // True while the server is SERVING (ServerReady, ModelReady); required.
-  std::function<bool()> serving;
-  // Reported by ModelConfig (the core's predict batching).
-  BatchingInfo batching;
-  // Photos one ModelInfer may carry.
-  int max_photos_per_call = 64;
   // As grpc_api::ServiceOptions: finished calls whose response is not taken are cancelled.
   absl::Duration max_response_send_time = absl::Seconds(30);
 };
 
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
  public:
-  // `core` must outlive the service.
+  // `core` and `protocol` must outlive the service.
   static absl::StatusOr<std::unique_ptr<InferenceService>> Create(InferenceServiceOptions options,
-                                                                  core::InferenceCore* core);
+                                                                  core::InferenceCore* core,
+                                                                  InferenceProtocol* protocol);
 
   using Context = grpc::CallbackServerContext;
   using Reactor = grpc::ServerUnaryReactor;
@@ -61,22 +54,18 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                            inference::ModelStatisticsResponse*) override;
 
  private:
-  InferenceService(InferenceServiceOptions options, core::InferenceCore* core,
+  InferenceService(core::InferenceCore* core, InferenceProtocol* protocol,
                    std::unique_ptr<ExpiryWatch> send_watch)
-      : options_(std::move(options)), core_(core), send_watch_(std::move(send_watch)) {}
+      : core_(core), protocol_(protocol), send_watch_(std::move(send_watch)) {}
   // A new call's reactor, handed to `handle`, which finishes it (or passes it to the core).
   template <typename Handle>
   Reactor* Start(Context* context, Handle handle);
   // A call answered at once with `status` (the response already filled when OK).
   Reactor* Answer(Context* context, const absl::Status& status);
-  // ModelInfer's checks and start; an error finishes the call.
-  absl::Status StartInfer(const inference::ModelInferRequest& request,
-                          inference::ModelInferResponse* response, core::Responder* responder);
 
-  const InferenceServiceOptions options_;
   core::InferenceCore* const core_;
+  InferenceProtocol* const protocol_;
   const std::unique_ptr<ExpiryWatch> send_watch_;  // cancels finished calls nobody reads
-  InferCounters counters_;
 };
 
 }  // namespace cropshield::oip

@@ -1,0 +1,32 @@
+#include "server/rest/rest_endpoint.h"
+
+#include <utility>
+
+namespace cropshield::rest {
+
+absl::StatusOr<std::unique_ptr<RestEndpoint>> RestEndpoint::Start(
+    RestEndpointOptions options, core::InferenceCore* core, oip::InferenceProtocol* protocol) {
+  std::unique_ptr<RestEndpoint> endpoint(new RestEndpoint());
+  auto front_end = RestFrontEnd::Create(options.rest, core, protocol);
+  if (!front_end.ok()) return front_end.status();
+  endpoint->front_end_ = *std::move(front_end);
+  endpoint->front_end_->AddRoutes(endpoint->router_.routes());
+  http::HttpServer::Options http;
+  http.address = options.address;
+  http.name = "http";
+  http.handler_threads = options.threads;
+  http.max_queued_requests = options.max_queued_requests;
+  http.max_body_bytes = options.max_body_bytes;
+  http.max_buffered_body_bytes = options.max_buffered_body_bytes;
+  http.allowed_methods = {"GET", "HEAD", "POST"};
+  auto server = http::HttpServer::Start(std::move(http), endpoint->router_.AsHandler());
+  if (!server.ok()) return server.status();
+  endpoint->server_ = *std::move(server);
+  return endpoint;
+}
+
+RestEndpoint::~RestEndpoint() {
+  if (server_ != nullptr) server_->Shutdown();
+}
+
+}  // namespace cropshield::rest

@@ -1,0 +1,54 @@
+// The HTTP port: the REST front end's routes (rest_front_end.h) on a cpp-httplib router, served by
+// the flood-proof http::HttpServer with request bodies enabled.
+//
+// Thread-safety: port() from any thread; Shutdown (also the destructor) from one thread. The core
+// and protocol must outlive the endpoint; shut it down before the core (its handler threads wait
+// for calls the core is answering).
+#ifndef CROPSHIELD_SERVER_REST_REST_ENDPOINT_H_
+#define CROPSHIELD_SERVER_REST_REST_ENDPOINT_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/http/http_server.h"
+#include "server/http/httplib_router.h"
+#include "server/rest/rest_front_end.h"
+
+namespace cropshield::rest {
+
+struct RestEndpointOptions {
+  std::string address = "0.0.0.0:8000";
+  // Calls served at once (each handler thread waits for its call); more queue, then 503.
+  int threads = 8;
+  size_t max_queued_requests = 256;
+  // Largest request body (a photo, or an infer request with several); larger: 413.
+  size_t max_body_bytes = 16 << 20;
+  // Request bodies buffered at once, all connections together; more: 503.
+  size_t max_buffered_body_bytes = 256 << 20;
+  RestOptions rest;
+};
+
+class RestEndpoint {
+ public:
+  static absl::StatusOr<std::unique_ptr<RestEndpoint>> Start(RestEndpointOptions options,
+                                                             core::InferenceCore* core,
+                                                             oip::InferenceProtocol* protocol);
+  ~RestEndpoint();  // Shutdown()
+
+  int port() const { return server_->port(); }
+  // Stops accepting, lets calls being handled finish; idempotent.
+  void Shutdown() { server_->Shutdown(); }
+
+ private:
+  RestEndpoint() = default;
+
+  std::unique_ptr<RestFrontEnd> front_end_;
+  http::HttplibRouter router_;
+  std::unique_ptr<http::HttpServer> server_;  // last: stops before the routes go
+};
+
+}  // namespace cropshield::rest
+
+#endif  // CROPSHIELD_SERVER_REST_REST_ENDPOINT_H_
