@@ -70,7 +70,7 @@ mkdir -p "$work/run"
 [[ $(id -u) == 0 ]] && chown "$user:$user" "$work/run"
 # The image's ENTRYPOINT flags, with the staging root's paths and free ports.
 env -i PATH=/usr/bin:/bin HOME=/nonexistent "${as_user[@]}" "$root$prefix/bin/cropshield-server" \
-  --model="$root/models" --address=127.0.0.1:0 --metrics_address=127.0.0.1:0 \
+  --model="$root/models" --address=127.0.0.1:0 --metrics_address=127.0.0.1:0 --http_address=127.0.0.1:0 \
   --port_file="$work/run/port" --threads=1 --warmup_iterations=1 --drain_delay_ms=3000 \
   >"$work/run/server.log" 2>&1 &
 server_pid=$!

@@ -76,7 +76,7 @@ def main():
         # The overlay's flags, with what differs on a test machine replaced (port 0: a free one,
         # read back from the log).
         flags.update(model=os.path.join(ROOT, "models", "repository"), address="127.0.0.1:0",
-                     metrics_address="", device="cpu", workers="1", threads="1",
+                     metrics_address="", http_address="", device="cpu", workers="1", threads="1",
                      warmup_iterations="1", drain_delay_ms="4000")
         server_argv = [args.server] + [f"--{k}={local(v, 0)}" for k, v in flags.items()]
         if not os.path.basename(readiness[0]) == "cropshield":

@@ -45,7 +45,7 @@ fi
 
 echo "== start the server"
 "$server" --model="$source/models/repository" --address=127.0.0.1:0 --port_file="$work/port" \
-  --metrics_address= --warmup_iterations=1 > "$work/server.log" 2>&1 &
+  --metrics_address= --http_address= --warmup_iterations=1 > "$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 1200); do
   [[ -s $work/port ]] && break

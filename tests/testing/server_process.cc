@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -43,6 +44,12 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
 
   args.insert(args.begin(), binary);
   args.push_back("--address=" + address);
+  // A free HTTP port unless the test names one (the default 8000 would collide across tests).
+  if (std::none_of(args.begin(), args.end(), [](const std::string& arg) {
+        return arg.rfind("--http_address", 0) == 0;
+      })) {
+    args.push_back("--http_address=127.0.0.1:0");
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

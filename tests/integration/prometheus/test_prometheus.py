@@ -370,7 +370,8 @@ class Traffic:
 def start_server(args, procs, work, model):
     server_log = os.path.join(work, "server.log")
     server = procs.start([args.server, f"--model={model}", "--address=127.0.0.1:0",
-                          "--metrics_address=127.0.0.1:0", "--workers=1", "--threads=1",
+                          "--metrics_address=127.0.0.1:0", "--http_address=127.0.0.1:0",
+                          "--workers=1", "--threads=1",
                           "--warmup_iterations=1", "--admin_trust_loopback"], server_log)
 
     def ports():

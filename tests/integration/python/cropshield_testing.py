@@ -33,7 +33,10 @@ class Server:
         """args: server flags. credentials (grpc.ChannelCredentials) and channel_options: for the
         helper's own channel, when the flags make the server speak TLS."""
         self.log = tempfile.NamedTemporaryFile(prefix="cropshield_server_", suffix=".log", delete=False)
-        self.process = subprocess.Popen([SERVER, "--address=127.0.0.1:0", *args],
+        # A free HTTP port unless the test names one (the default 8000 would collide).
+        http = [] if any(a.startswith("--http_address") for a in args) else [
+            "--http_address=127.0.0.1:0"]
+        self.process = subprocess.Popen([SERVER, "--address=127.0.0.1:0", *http, *args],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         self.port = None

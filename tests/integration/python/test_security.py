@@ -209,7 +209,8 @@ def start_expecting_refusal(args, env=None):
     """(exit code, stderr) of a server start that should fail; (None, log) if it kept running."""
     try:
         run = subprocess.run([t.SERVER, "--model=" + t.DEMO_REPOSITORY, "--address=127.0.0.1:0",
-                              "--metrics_address=", *args], capture_output=True, text=True,
+                              "--metrics_address=", "--http_address=", *args],
+                             capture_output=True, text=True,
                              timeout=30, env=env)
         return run.returncode, run.stderr
     except subprocess.TimeoutExpired as e:  # it started and served: the finding is not fixed
