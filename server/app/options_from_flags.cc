@@ -51,6 +51,8 @@ ABSL_FLAG(int, http_threads, 8,
 ABSL_FLAG(int64_t, http_max_body_bytes, 0,
           "Largest HTTP request body (larger: 413 before reading it); 0 = --max_image_bytes plus "
           "1 MiB, at least 16 MiB (an infer request with several photos, base64 included).");
+ABSL_FLAG(int, http_body_timeout_ms, 30000,
+          "Time a client has to send an HTTP request body after its headers (then 408).");
 ABSL_FLAG(int, http_request_timeout_ms, 60000,
           "Longest an HTTP call may take (then 504); a caller may ask for less with the header "
           "Request-Timeout-Ms.");
@@ -206,6 +208,8 @@ void SetTransport(ServerOptions* options) {
   options->http.max_body_bytes = static_cast<size_t>(
       body > 0 ? body
                : std::max<int64_t>(16 << 20, absl::GetFlag(FLAGS_max_image_bytes) + (1 << 20)));
+  options->http.body_timeout =
+      absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_http_body_timeout_ms)));
   options->http.rest.request_timeout =
       absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_http_request_timeout_ms)));
   options->release_memory_after_idle = ClampedMs(absl::GetFlag(FLAGS_release_memory_idle_ms));

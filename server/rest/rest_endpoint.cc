@@ -17,6 +17,7 @@ absl::StatusOr<std::unique_ptr<RestEndpoint>> RestEndpoint::Start(
   http.handler_threads = options.threads;
   http.max_queued_requests = options.max_queued_requests;
   http.max_body_bytes = options.max_body_bytes;
+  http.body_timeout = options.body_timeout;
   http.max_buffered_body_bytes = options.max_buffered_body_bytes;
   http.allowed_methods = {"GET", "HEAD", "POST"};
   auto server = http::HttpServer::Start(std::move(http), endpoint->router_.AsHandler());

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "server/http/http_server.h"
 #include "server/http/httplib_router.h"
 #include "server/rest/rest_front_end.h"
@@ -25,6 +26,8 @@ struct RestEndpointOptions {
   size_t max_queued_requests = 256;
   // Largest request body (a photo, or an infer request with several); larger: 413.
   size_t max_body_bytes = 16 << 20;
+  // Head's end to the body's last byte; a body slower than this gets 408.
+  absl::Duration body_timeout = absl::Seconds(30);
   // Request bodies buffered at once, all connections together; more: 503.
   size_t max_buffered_body_bytes = 256 << 20;
   RestOptions rest;

@@ -69,6 +69,14 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError("server not SERVING in time:\n" + self.read_log())
 
+    @property
+    def http_port(self):
+        """The HTTP/REST port (from the log line 'http listening on port N')."""
+        match = re.search(r"http listening on port (\d+)", self.read_log())
+        if not match:
+            raise RuntimeError("no HTTP port in the log:\n" + self.read_log())
+        return int(match.group(1))
+
     def read_log(self):
         with open(self.log.name, errors="replace") as f:
             return f.read()
