@@ -12,7 +12,7 @@ build_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libtcmalloc-minimal4
   prometheus python3-grpcio python3-grpc-tools python3-protobuf python3-xxhash python3-yaml python3-h2
   procps curl openssl clang libclang-rt-14-dev
-  libcpp-httplib-dev nlohmann-json3-dev libcli11-dev
+  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libcli11-dev
 )
 # The web page's browser test.
 test_packages=(chromium chromium-driver python3-selenium)

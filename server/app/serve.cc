@@ -46,9 +46,10 @@ void LogListening(CropShieldServer& server, const ServerOptions& options) {
                 " (GET /metrics; --metrics_address=", options.metrics_address, ")");
   }
   if (server.http_port() > 0) {
+    const bool https = !options.tls_cert_pem.empty() && !options.http_plaintext_with_tls;
     CS_LOG_INFO("http listening on port ", server.http_port(),
                 " (REST /v1, Open Inference Protocol /v2, web page /; --http_address=",
-                options.http.address, ")");
+                options.http.address, https ? "; TLS" : "; plaintext", ")");
   }
 }
 

@@ -173,12 +173,11 @@ absl::Status CropShieldServer::StartMetricsEndpoint(const std::string& address) 
 
 absl::Status CropShieldServer::StartHttpEndpoint(const ServerOptions& options) {
   if (options.http.address.empty()) return absl::OkStatus();
-  if (!options.tls_cert_pem.empty() && !options.http_plaintext_with_tls) {
-    CS_LOG_INFO("HTTP/REST port off: gRPC serves TLS and the HTTP port is plaintext only "
-                "(--http_plaintext_with_tls serves it anyway, e.g. behind a TLS proxy)");
-    return absl::OkStatus();
+  rest::RestEndpointOptions http = options.http;
+  if (!options.http_plaintext_with_tls) {  // the gRPC port's certificates (none: plaintext)
+    http.tls = {options.tls_cert_pem, options.tls_key_pem, options.tls_client_ca_pem};
   }
-  auto endpoint = rest::RestEndpoint::Start(options.http, core_.get(), oip_protocol_.get());
+  auto endpoint = rest::RestEndpoint::Start(std::move(http), core_.get(), oip_protocol_.get());
   if (!endpoint.ok()) {
     return absl::Status(endpoint.status().code(),
                         absl::StrCat("HTTP/REST port (--http_address): ",

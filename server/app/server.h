@@ -67,8 +67,8 @@ struct ServerOptions {
   // malformed address fails Start; an address that cannot be bound (in use) only disables the
   // endpoint, with an error in the log, so that gRPC serving does not depend on it.
   std::string metrics_address;
-  // The HTTP/REST port (empty address: off). Plaintext: with tls_cert_pem set it stays off unless
-  // http_plaintext_with_tls.
+  // The HTTP/REST port (empty address: off). It serves TLS with the gRPC port's certificates
+  // (and client CA) unless http_plaintext_with_tls.
   rest::RestEndpointOptions http;
   bool http_plaintext_with_tls = false;
   // Once SERVING: after this long with no new call or model load and none in progress, the heap's

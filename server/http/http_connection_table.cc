@@ -1,5 +1,6 @@
 #include "server/http/http_connection_table.h"
 
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,14 +12,19 @@
 namespace cropshield::http::internal {
 
 ConnectionTable::~ConnectionTable() {
-  for (auto& [id, c] : connections_) CloseFd(c->fd);
+  for (auto& [id, c] : connections_) {
+    SSL_free(c->ssl);
+    CloseFd(c->fd);
+  }
 }
 
-void ConnectionTable::Admit(int fd, std::string peer, std::string peer_ip, int peer_port) {
+void ConnectionTable::Admit(int fd, std::string peer, std::string peer_ip, int peer_port,
+                            SSL* ssl) {
   auto counted = per_peer_.find(peer);
   const size_t from_peer = counted == per_peer_.end() ? 0 : counted->second;
   if (from_peer >= max_connections_per_peer_ ||
       (connections_.size() >= max_connections_ && !EvictOldest())) {
+    SSL_free(ssl);
     close(fd);
     return;
   }
@@ -31,9 +37,11 @@ void ConnectionTable::Admit(int fd, std::string peer, std::string peer_ip, int p
   event.events = c.events;
   event.data.u64 = c.id;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) != 0) {
+    SSL_free(ssl);
     close(fd);
     return;
   }
+  c.ssl = ssl;
   ++per_peer_[peer];
   c.peer = std::move(peer);
   c.peer_ip = std::move(peer_ip);
@@ -60,6 +68,10 @@ bool ConnectionTable::SetPhase(Connection& c, Phase phase, uint32_t events) {
   c.phase = phase;
   c.since = Clock::now();
   c.position = phases_[phase].insert(phases_[phase].end(), &c);
+  return SetInterest(c, events);
+}
+
+bool ConnectionTable::SetInterest(Connection& c, uint32_t events) {
   if (events == c.events) return true;
   c.events = events;
   epoll_event event{};
@@ -82,6 +94,7 @@ void ConnectionTable::Close(Connection& c) {
     setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
   }
   buffered_body_bytes_ -= c.reserved_body_bytes;
+  SSL_free(c.ssl);
   close(c.fd);               // also removes it from the epoll set
   connections_.erase(c.id);  // destroys c
 }

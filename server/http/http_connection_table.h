@@ -13,9 +13,12 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "server/http/http_server.h"
+
+typedef struct ssl_st SSL;
 
 namespace cropshield::http::internal {
 
@@ -34,6 +37,9 @@ struct Connection {
   Clock::time_point since;                    // when it entered `phase`
   std::list<Connection*>::iterator position;  // in the table's list of `phase`
   uint32_t events = 0;                        // epoll interest
+  SSL* ssl = nullptr;                         // TLS session (owned); null for plaintext
+  bool handshake_done = false;
+  std::vector<std::string> verified_identities;  // of a verified client certificate
   std::string in;                             // the head received so far
   std::unique_ptr<HttpRequest> request;       // while reading its body
   size_t body_length = 0;                     // Content-Length of `request`
@@ -57,10 +63,14 @@ class ConnectionTable {
   ConnectionTable(const ConnectionTable&) = delete;
   ConnectionTable& operator=(const ConnectionTable&) = delete;
 
-  // Takes the accepted socket `fd` from `peer` (a PeerKey) as a new connection reading its head
+  // Takes the accepted socket `fd` from `peer` (a PeerKey), with its TLS session `ssl` (owned from
+  // here; null for plaintext), as a new connection reading its head
   // (epoll: EPOLLIN | EPOLLRDHUP), or closes it: when `peer` has max_connections_per_peer open
   // already, when max_connections are open and none can be evicted, or when epoll refuses it.
-  void Admit(int fd, std::string peer, std::string peer_ip, int peer_port);
+  void Admit(int fd, std::string peer, std::string peer_ip, int peer_port, SSL* ssl);
+
+  // Changes the epoll interest of `c` without changing its phase; false: closed.
+  bool SetInterest(Connection& c, uint32_t events);
 
   // Reserves `bytes` of the body budget for `c` until it closes; false when they do not fit.
   bool ReserveBody(Connection& c, size_t bytes);

@@ -15,8 +15,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/http/http_connection_io.h"
 #include "server/http/http_message.h"
 #include "server/http/http_socket.h"
+#include "server/http/tls_context.h"
 
 namespace cropshield::http {
 namespace {
@@ -95,7 +97,12 @@ bool HttpServer::Loop::AcceptOne() {
     std::string ip;
     int port = 0;
     internal::PeerAddress(peer, &ip, &port);
-    connections_.Admit(fd, internal::PeerKey(peer), std::move(ip), port);
+    SSL* ssl = nullptr;
+    if (server_->options_.tls != nullptr && (ssl = server_->options_.tls->NewSession(fd)) == nullptr) {
+      close(fd);
+      return true;
+    }
+    connections_.Admit(fd, internal::PeerKey(peer), std::move(ip), port, ssl);
     return true;
   }
   if (errno == EINTR || errno == ECONNABORTED) return true;
@@ -146,10 +153,29 @@ void HttpServer::Loop::OnConnectionEvent(Connection& c, uint32_t events) {
   }
 }
 
+// The TLS handshake, if any, comes first; false while it is not done (or it failed: closed).
+bool HttpServer::Loop::Handshake(Connection& c) {
+  switch (internal::ContinueHandshake(c)) {
+    case internal::Handshake::kDone:
+      return connections_.SetInterest(c, EPOLLIN | EPOLLRDHUP);
+    case internal::Handshake::kWaitRead:
+      connections_.SetInterest(c, EPOLLIN | EPOLLRDHUP);
+      return false;
+    case internal::Handshake::kWaitWrite:
+      connections_.SetInterest(c, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+      return false;
+    case internal::Handshake::kFailed:
+      break;
+  }
+  connections_.Close(c);
+  return false;
+}
+
 void HttpServer::Loop::ReadHead(Connection& c) {
+  if (!c.handshake_done && c.ssl != nullptr && !Handshake(c)) return;
   char buffer[4096];
   for (;;) {
-    const ssize_t n = recv(c.fd, buffer, sizeof(buffer), 0);
+    const ssize_t n = internal::ReadSome(c, buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {  // closed or reset before a complete head
@@ -196,6 +222,7 @@ void HttpServer::Loop::Dispatch(Connection& c, absl::string_view head) {
   request->head = std::string(head);
   request->peer_ip = c.peer_ip;
   request->peer_port = c.peer_port;
+  request->verified_identities = c.verified_identities;
   // What followed the blank line is the start of the body.
   const size_t blank = c.in[head.size()] == '\r' ? 4 : 2;
   std::string rest = c.in.substr(std::min(c.in.size(), head.size() + blank));
@@ -209,7 +236,7 @@ void HttpServer::Loop::Dispatch(Connection& c, absl::string_view head) {
     return;
   }
   if (absl::AsciiStrToLower(c.request->Header("expect")) == "100-continue" &&
-      send(c.fd, kContinue, sizeof(kContinue) - 1, MSG_NOSIGNAL) !=
+      internal::WriteSome(c, kContinue, sizeof(kContinue) - 1) !=
           static_cast<ssize_t>(sizeof(kContinue) - 1)) {
     connections_.Close(c);  // a fresh socket that cannot take 25 bytes is gone
     return;
@@ -243,7 +270,7 @@ void HttpServer::Loop::AppendBody(Connection& c, absl::string_view bytes) {
 void HttpServer::Loop::ReadBody(Connection& c) {
   char buffer[16384];
   while (c.request->body.size() < c.body_length) {
-    const ssize_t n = recv(c.fd, buffer, sizeof(buffer), 0);
+    const ssize_t n = internal::ReadSome(c, buffer, sizeof(buffer));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n <= 0) {  // closed or reset before the whole body
@@ -278,7 +305,7 @@ void HttpServer::Loop::StartWriting(Connection& c, std::string bytes) {
 
 void HttpServer::Loop::ContinueWriting(Connection& c) {
   while (c.sent < c.out.size()) {
-    const ssize_t n = send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+    const ssize_t n = internal::WriteSome(c, c.out.data() + c.sent, c.out.size() - c.sent);
     if (n > 0) {
       c.sent += static_cast<size_t>(n);
       continue;
@@ -294,6 +321,7 @@ void HttpServer::Loop::ContinueWriting(Connection& c) {
 // Half-close, then read what the client still sends until it closes (briefly): closing a socket
 // with unread input sends a reset, which can destroy the response before the client reads it.
 void HttpServer::Loop::StartLingering(Connection& c) {
+  internal::NotifyClose(c);
   shutdown(c.fd, SHUT_WR);
   std::string().swap(c.out);
   connections_.SetPhase(c, kLingering, EPOLLIN | EPOLLRDHUP);

@@ -48,6 +48,7 @@ class HttpServer::Loop {
   void OnConnectionEvent(Connection& c, uint32_t events);
 
   // Connection phases.
+  bool Handshake(Connection& c);
   void ReadHead(Connection& c);
   void Dispatch(Connection& c, absl::string_view head);
   // False (and the connection answered 413 or 503) when a body of `length` cannot be taken.

@@ -5,8 +5,9 @@
 // Design: one event-loop thread ("<name>-loop") owns every socket: a non-blocking listen socket
 // and non-blocking connections watched with epoll (level-triggered). Each connection is a small
 // state machine:
-//   reading  the request head, without blocking, until "\r\n\r\n"; at most header_timeout from
-//            accept (then 408), at most max_request_bytes (then 431);
+//   reading  with TLS, the handshake first; then the request head, without blocking, until
+//            "\r\n\r\n"; at most header_timeout from accept (then 408), at most
+//            max_request_bytes (then 431);
 //   body     the Content-Length bytes of the body, at most max_body_bytes (else 413 at once,
 //            before reading any), at most body_timeout from the head's end (then 408); bodies
 //            buffered at once are bounded by max_buffered_body_bytes (else 503); "Expect:
@@ -65,6 +66,8 @@
 
 namespace cropshield::http {
 
+class TlsContext;
+
 struct HttpRequest {
   std::string method;  // as sent, e.g. "GET"
   std::string path;    // the request target up to '?', e.g. "/metrics"
@@ -75,6 +78,8 @@ struct HttpRequest {
   std::string body;  // Content-Length bytes
   std::string peer_ip;  // e.g. "127.0.0.1" or "::1"
   int peer_port = 0;
+  // The client certificate's identities, when TLS verified one (mutual TLS).
+  std::vector<std::string> verified_identities;
 
   // The value of header `name` (lower case), or "" if absent.
   std::string Header(const std::string& name) const;
@@ -110,6 +115,8 @@ class HttpServer {
     size_t max_buffered_body_bytes = 256 << 20;  // bodies of all connections at once; more: 503
     // Others get 405 with an Allow header.
     std::vector<std::string> allowed_methods = {"GET", "HEAD"};
+    // TLS on every connection (the handshake counts against header_timeout); null: plaintext.
+    std::shared_ptr<TlsContext> tls;
     size_t max_connections = 1024;         // open at once, all peers (see the top of this file)
     size_t max_connections_per_peer = 16;  // open at once from one IP address; more closed
   };

@@ -82,7 +82,12 @@ class HttplibRouter::Server : public httplib::Server {
     ReplayStream stream(request);
     bool connection_closed = false;
     process_request(stream, /*close_connection=*/true, connection_closed,
-                    [](httplib::Request&) {});
+                    [&request](httplib::Request& parsed) {
+                      parsed.headers.erase(kVerifiedIdentityHeader);
+                      for (const std::string& identity : request.verified_identities) {
+                        parsed.headers.emplace(kVerifiedIdentityHeader, identity);
+                      }
+                    });
     return stream.TakeOutput();
   }
 };

@@ -22,6 +22,11 @@
 
 namespace cropshield::http {
 
+// The request header entries (one per identity) under which handlers find the identities of a
+// client certificate TLS verified. The name holds spaces, which no header on the wire can, and
+// any entry a client sent under it is removed first: handlers can trust it.
+inline constexpr char kVerifiedIdentityHeader[] = "Cropshield Verified Identity";
+
 class HttplibRouter {
  public:
   HttplibRouter();

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/http/httplib_router.h"
 
 namespace cropshield::rest {
 namespace {
@@ -101,6 +102,11 @@ core::Caller CallerOf(const httplib::Request& request) {
   caller.peer = v6 ? absl::StrCat("ipv6:[", request.remote_addr, "]:", request.remote_port)
                    : absl::StrCat("ipv4:", request.remote_addr, ":", request.remote_port);
   caller.authorization = request.get_header_value("Authorization");
+  const size_t identities = request.get_header_value_count(http::kVerifiedIdentityHeader);
+  for (size_t i = 0; i < identities; ++i) {
+    caller.verified_identities.push_back(
+        request.get_header_value(http::kVerifiedIdentityHeader, i));
+  }
   return caller;
 }
 

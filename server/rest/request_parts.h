@@ -36,8 +36,8 @@ absl::StatusOr<float> FloatParam(const httplib::Request& request, const char* na
 absl::Status ReadModelSpec(const httplib::Request& request, cropshield::v1::ModelSpec* spec);
 std::string RequestIdOf(const httplib::Request& request);
 
-// The peer as gRPC spells it ("ipv4:127.0.0.1:5555", "ipv6:[::1]:5555") and the Authorization
-// header: what admin checks see.
+// The peer as gRPC spells it ("ipv4:127.0.0.1:5555", "ipv6:[::1]:5555"), the Authorization
+// header and the identities of a client certificate TLS verified: what admin checks see.
 core::Caller CallerOf(const httplib::Request& request);
 
 }  // namespace cropshield::rest

@@ -20,6 +20,11 @@ absl::StatusOr<std::unique_ptr<RestEndpoint>> RestEndpoint::Start(
   http.body_timeout = options.body_timeout;
   http.max_buffered_body_bytes = options.max_buffered_body_bytes;
   http.allowed_methods = {"GET", "HEAD", "POST"};
+  if (!options.tls.cert_pem.empty()) {
+    auto tls = http::TlsContext::Create(options.tls);
+    if (!tls.ok()) return tls.status();
+    http.tls = *std::move(tls);
+  }
   auto server = http::HttpServer::Start(std::move(http), endpoint->router_.AsHandler());
   if (!server.ok()) return server.status();
   endpoint->server_ = *std::move(server);

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "server/http/http_server.h"
 #include "server/http/httplib_router.h"
+#include "server/http/tls_context.h"
 #include "server/rest/rest_front_end.h"
 
 namespace cropshield::rest {
@@ -31,6 +32,9 @@ struct RestEndpointOptions {
   // Request bodies buffered at once, all connections together; more: 503.
   size_t max_buffered_body_bytes = 256 << 20;
   RestOptions rest;
+  // TLS (PEM contents); an empty certificate serves plaintext. With a client CA, clients must
+  // present a certificate it signed (mutual TLS, as on the gRPC port).
+  http::TlsOptions tls;
 };
 
 class RestEndpoint {

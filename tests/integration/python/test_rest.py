@@ -12,14 +12,21 @@ import io
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
+import tempfile
 import time
+
+import grpc
 
 from PIL import Image
 
 import cropshield_testing as t
 from cropshield_testing import pb
+
+sys.path.insert(0, os.path.join(t.SOURCE_DIR, "tests", "testing"))
+import certs  # noqa: E402
 
 SAMPLES = os.path.join(t.SOURCE_DIR, "models", "samples")
 PHOTOS = ["tomato_early_blight_600x800.jpg", "potato_late_blight_800x600.jpg",
@@ -269,6 +276,59 @@ def test_not_ready_while_draining():
         check(status == 503, f"503 from /v2/health/ready while draining ({status})")
 
 
+def https_call(port, context, method, path, body=None, headers=None):
+    conn = http.client.HTTPSConnection("localhost", port, timeout=30, context=context)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, data
+
+
+def test_https_with_client_certificates():
+    """With --tls_cert the HTTP port speaks TLS with the same certificate; with --tls_client_ca
+    clients need a certificate from that CA, whose identity admin calls accept."""
+    directory = tempfile.mkdtemp(prefix="cropshield_rest_tls_")
+    ca = certs.make_ca(directory)
+    server_cert = certs.make_certificate(directory, ca, "server.pem", "server.key", "localhost",
+                                         "localhost")
+    admin = certs.make_certificate(directory, ca, "admin.pem", "admin.key", "rest-admin")
+    outsider_ca = certs.make_ca(directory, "other-ca.pem", "other-ca.key")
+    outsider = certs.make_certificate(directory, outsider_ca, "out.pem", "out.key", "rest-admin")
+    credentials = grpc.ssl_channel_credentials(
+        open(ca[0], "rb").read(), open(admin[1], "rb").read(), open(admin[0], "rb").read())
+    with t.Server("--model=" + t.DEMO_REPOSITORY, "--metrics_address=", "--workers=1",
+                  f"--tls_cert={server_cert[0]}", f"--tls_key={server_cert[1]}",
+                  f"--tls_client_ca={ca[0]}", "--admin_client_identities=rest-admin",
+                  credentials=credentials,
+                  channel_options=[("grpc.ssl_target_name_override", "localhost")]) as server:
+        port = server.http_port
+        check("; TLS)" in server.read_log(), "the log says the HTTP port serves TLS")
+        context = ssl.create_default_context(cafile=ca[0])
+        context.load_cert_chain(admin[0], admin[1])
+        photo = open(os.path.join(SAMPLES, PHOTOS[0]), "rb").read()
+        status, data = https_call(port, context, "POST", "/v1/predict", photo,
+                                  {"Content-Type": "image/jpeg"})
+        check(status == 200 and json.loads(data)["predictions"][0]["label"] ==
+              server.predict(photo).predictions[0].label, "HTTPS Predict with a client certificate")
+        status, data = https_call(port, context, "POST", "/v1/cache:clear")
+        check(status == 200, f"cache:clear admitted by the client certificate's identity ({status})")
+        for name, chain in [("no client certificate", None),
+                            ("a certificate from another CA", outsider)]:
+            refused = ssl.create_default_context(cafile=ca[0])
+            if chain:
+                refused.load_cert_chain(chain[0], chain[1])
+            try:
+                https_call(port, refused, "GET", "/v2/health/ready")
+                check(False, f"HTTPS with {name} refused")
+            except (ssl.SSLError, ConnectionError, http.client.HTTPException, OSError) as e:
+                check(True, f"HTTPS with {name} refused ({type(e).__name__})")
+        reply = raw_exchange(port, b"GET /v2/health/ready HTTP/1.1\r\n\r\n", timeout=5)
+        check(not reply.startswith(b"HTTP/1.1 200"), "plaintext HTTP on the TLS port gets no answer")
+        status, _ = https_call(port, context, "GET", "/v2/health/ready")
+        check(status == 200, "and the TLS port still serves")
+
+
 def main():
     token = "rest-test-token-0123456789"
     env_token = os.environ.get("CROPSHIELD_ADMIN_TOKEN")
@@ -289,6 +349,8 @@ def main():
             os.environ.pop("CROPSHIELD_ADMIN_TOKEN", None)
         else:
             os.environ["CROPSHIELD_ADMIN_TOKEN"] = env_token
+    print("== test_https_with_client_certificates", flush=True)
+    test_https_with_client_certificates()
     print("== test_not_ready_while_draining", flush=True)
     test_not_ready_while_draining()
     if failures:
