@@ -276,6 +276,23 @@ def test_not_ready_while_draining():
         check(status == 503, f"503 from /v2/health/ready while draining ({status})")
 
 
+def test_overload_answers_429_with_retry_after():
+    """Admission limits answer as on gRPC: RESOURCE_EXHAUSTED becomes 429 with Retry-After."""
+    import concurrent.futures
+    with t.Server("--model=" + t.DEMO_REPOSITORY, "--metrics_address=", "--workers=1",
+                  "--max_inflight_calls=1", "--retry_pushback_ms=1500") as server:
+        port = server.http_port
+        photo = open(os.path.join(SAMPLES, "potato_early_blight_1600x1200.jpg"), "rb").read()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: post_photo(port, "/v1/predict", photo), range(16)))
+        refused = [(h, json.loads(b)) for status, h, b in results if status == 429]
+        served = sum(1 for status, _, _ in results if status == 200)
+        check(refused and served and served + len(refused) == 16,
+              f"16 concurrent calls, one admitted at a time: {served} served, {len(refused)} 429")
+        check(all(h.get("retry-after") == "2" and b["code"] == "RESOURCE_EXHAUSTED"
+                  for h, b in refused), "each 429 says RESOURCE_EXHAUSTED and Retry-After: 2")
+
+
 def https_call(port, context, method, path, body=None, headers=None):
     conn = http.client.HTTPSConnection("localhost", port, timeout=30, context=context)
     conn.request(method, path, body=body, headers=headers or {})
@@ -349,6 +366,8 @@ def main():
             os.environ.pop("CROPSHIELD_ADMIN_TOKEN", None)
         else:
             os.environ["CROPSHIELD_ADMIN_TOKEN"] = env_token
+    print("== test_overload_answers_429_with_retry_after", flush=True)
+    test_overload_answers_429_with_retry_after()
     print("== test_https_with_client_certificates", flush=True)
     test_https_with_client_certificates()
     print("== test_not_ready_while_draining", flush=True)
