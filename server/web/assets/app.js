@@ -304,7 +304,8 @@ function renderExplanation(answer, params) {
   const box = answer.crop_box;
   $("overlay-caption").textContent = `${method} for ${target.label}, colour map ` +
     `${params.colormap}, opacity ${params.alpha}` +
-    (box ? `; the model saw the ${box.width}×${box.height} px region at (${box.x}, ${box.y}).` : ".");
+    (box ? `; the model saw the ${Math.round(num(box.width))}×${Math.round(num(box.height))} px ` +
+           `region at (${Math.round(num(box.x))}, ${Math.round(num(box.y))}).` : ".");
   renderMeta();
   setStatus(`Diagnosis: ${$("top-label").textContent}; ${method} explanation of ` +
             `${target.label} ready.`);

@@ -1,13 +1,15 @@
 """The web page at / of the HTTP port, in a real headless Chromium against a real cropshield-server
 on the bundled demo model: upload a sample photo, compare the page's diagnosis with gRPC Predict,
 check the Grad-CAM overlay decodes and follows the colour map, the Stats tab, keyboard tabs, API
-errors in the page, no console errors, no request leaving the server's origin, and a phone-sized
-viewport without horizontal overflow. Screenshots go to CROPSHIELD_WEB_ARTIFACTS.
+errors in the page, no console errors, no request leaving the server's origin, a photo dropped on
+the drop zone, and a phone-sized viewport without horizontal overflow. Screenshots go to
+CROPSHIELD_WEB_ARTIFACTS.
 
 Needs Debian's chromium, chromium-driver and python3-selenium. Without them it exits 77 (CTest:
 skipped), or 1 when CROPSHIELD_REQUIRE_ALL_TESTS is set (CI must not skip it).
 """
 
+import base64
 import os
 import re
 import shutil
@@ -47,6 +49,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 import cropshield_testing as cst  # noqa: E402
 
 SAMPLE = os.path.join(cst.SOURCE_DIR, "models", "samples", "tomato_early_blight_600x800.jpg")
+DROPPED = os.path.join(cst.SOURCE_DIR, "models", "samples", "potato_late_blight_800x600.jpg")
 ARTIFACTS = os.environ.get("CROPSHIELD_WEB_ARTIFACTS") or tempfile.mkdtemp(prefix="cropshield_web_")
 WAIT_S = 180  # an Explain on a busy 2-core machine under a sanitizer takes seconds
 
@@ -59,6 +62,15 @@ return {loaded: img.dataset.state === 'loaded' && img.complete, width: img.natur
 FOREIGN_RESOURCES = """
 return performance.getEntriesByType('resource').map(e => e.name)
     .filter(name => new URL(name).origin !== location.origin);
+"""
+DROP = """
+const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+const transfer = new DataTransfer();
+transfer.items.add(new File([bytes], arguments[1], {type: 'image/jpeg'}));
+const zone = document.getElementById('drop-zone');
+for (const type of ['dragenter', 'dragover', 'drop']) {
+  zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}
 """
 OVERFLOW = """
 return {scroll: document.documentElement.scrollWidth, inner: window.innerWidth};
@@ -186,6 +198,10 @@ class WebPageTest(unittest.TestCase):
         bars = driver.find_elements(By.CSS_SELECTOR, "#predictions .pred")
         self.assertEqual(len(bars), 5)
         self.assertRegex(bars[0].text, re.escape(self.grpc_top) + r"\s+\d+\.\d%")
+        fills = self.js("return [...document.querySelectorAll('#predictions .bar span')]"
+                        ".map(s => s.getBoundingClientRect().width);")
+        self.assertGreater(fills[0], 0)  # the top-1 bar is drawn
+        self.assertEqual(fills, sorted(fills, reverse=True))
 
         # The overlay decodes, has alt text, and timing and cache state are shown.
         first = self.wait_for_overlay("jet")
@@ -262,7 +278,17 @@ class WebPageTest(unittest.TestCase):
         self.assertEqual(self.js("return document.getElementById('error').getAttribute('role')"),
                          "alert")
 
-    def test_4_phone_viewport_does_not_overflow(self):
+    def test_4_a_dropped_photo_is_diagnosed(self):
+        with open(DROPPED, "rb") as f:
+            data = f.read()
+        expected = self.server.predict(data, top_k=5).predictions[0].label
+        self.js(DROP, base64.b64encode(data).decode(), os.path.basename(DROPPED))
+        self.wait_for(lambda: self.text("top-label") == expected, f"the dropped photo's {expected}")
+        self.wait_for_overlay("jet")
+        self.assertNotIn("dragging", self.driver.find_element(By.ID, "drop-zone")
+                         .get_attribute("class"))
+
+    def test_5_phone_viewport_does_not_overflow(self):
         driver = self.driver
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
             "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
