@@ -13,32 +13,12 @@
 #include <sstream>
 #include <thread>
 
-#include "absl/flags/declare.h"
-#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "cropshield/v1/cropshield.grpc.pb.h"
-
-ABSL_FLAG(std::string, images, "",
-          "bench: an image file or a directory of .jpg/.jpeg/.png/.webp files.");
-ABSL_FLAG(std::string, rpc, "predict", "bench: predict or explain.");
-ABSL_FLAG(int, concurrency, 1, "bench: calls kept in flight at once (closed loop).");
-ABSL_FLAG(double, duration, 10, "bench: seconds to measure (ignored when --requests is set).");
-ABSL_FLAG(int64_t, requests, 0, "bench: measure this many calls instead of a duration.");
-ABSL_FLAG(double, warmup, 2, "bench: seconds of load before measuring starts.");
-ABSL_FLAG(std::string, bench_json, "",
-          "bench: write the results as JSON to this file (also accepted as --json FILE).");
-ABSL_FLAG(bool, bench_bypass_cache, false,
-          "bench: Explain with bypass_cache, so every call computes (uncached Explain).");
-ABSL_FLAG(int, connections, 1,
-          "bench: client connections (HTTP/2) the calls are spread over; large photos at high "
-          "concurrency need several, as a fleet of callers would have.");
-ABSL_FLAG(bool, progress, true, "bench: print a progress line every second (to stderr).");
-ABSL_DECLARE_FLAG(int, deadline_ms);
-ABSL_DECLARE_FLAG(int, top_k);
 
 namespace cropshield::client {
 namespace {
@@ -86,8 +66,8 @@ double Percentile(std::vector<double>& sorted, double q) {
 class LoadRun {
  public:
   LoadRun(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
-          std::vector<std::string> images, bool explain)
-      : images_(std::move(images)), explain_(explain) {
+          std::vector<std::string> images, const BenchOptions& options)
+      : images_(std::move(images)), explain_(options.rpc == "explain"), options_(options) {
     for (const auto& channel : channels) {
       stubs_.push_back(cropshield::v1::CropShieldService::NewStub(channel));
     }
@@ -150,7 +130,7 @@ class LoadRun {
     ++slot->sent;
     slot->context = std::make_unique<grpc::ClientContext>();
     slot->context->set_deadline(std::chrono::system_clock::now() +
-                                std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms)));
+                                std::chrono::milliseconds(options_.deadline_ms));
     slot->started = Clock::now();
     const bool counted = slot->started >= measure_from_;
     if (counted) in_measure_.fetch_add(1);
@@ -173,13 +153,15 @@ class LoadRun {
     };
     if (explain_) {
       slot->explain_request.mutable_image()->set_data(image);
-      slot->explain_request.set_bypass_cache(absl::GetFlag(FLAGS_bench_bypass_cache));
+      slot->explain_request.set_bypass_cache(options_.bypass_cache);
+      *slot->explain_request.mutable_model() = options_.model;
       slot->explain_response.Clear();
       stubs_[slot->index % stubs_.size()]->async()->Explain(
           slot->context.get(), &slot->explain_request, &slot->explain_response, done);
     } else {
       slot->predict_request.mutable_image()->set_data(image);
-      slot->predict_request.set_top_k(absl::GetFlag(FLAGS_top_k));
+      slot->predict_request.set_top_k(options_.top_k);
+      *slot->predict_request.mutable_model() = options_.model;
       slot->predict_response.Clear();
       stubs_[slot->index % stubs_.size()]->async()->Predict(
           slot->context.get(), &slot->predict_request, &slot->predict_response, done);
@@ -189,6 +171,7 @@ class LoadRun {
   std::vector<std::unique_ptr<cropshield::v1::CropShieldService::Stub>> stubs_;
   const std::vector<std::string> images_;
   const bool explain_;
+  const BenchOptions& options_;
   std::vector<Slot> slots_;
   Clock::time_point measure_from_;
   Clock::time_point stop_at_;
@@ -205,46 +188,43 @@ class LoadRun {
 }  // namespace
 
 int RunBench(const std::function<std::shared_ptr<grpc::Channel>(int)>& make_channel,
-             const std::vector<std::string>& args) {
-  if (!args.empty()) {
-    std::cerr << "bench: unexpected argument " << args.front() << " (images come from --images)\n";
-    return 2;
-  }
-  const std::string rpc = absl::GetFlag(FLAGS_rpc);
+             const BenchOptions& options) {
+  const std::string& rpc = options.rpc;
   if (rpc != "predict" && rpc != "explain") {
     std::cerr << "bench: --rpc must be predict or explain\n";
     return 2;
   }
-  const int concurrency = absl::GetFlag(FLAGS_concurrency);
-  if (concurrency < 1 || absl::GetFlag(FLAGS_images).empty()) {
+  const int concurrency = options.concurrency;
+  if (concurrency < 1 || options.images.empty()) {
     std::cerr << "bench: needs --images DIR|FILE and --concurrency >= 1\n";
     return 2;
   }
   std::string error;
-  std::vector<std::string> images = LoadImages(absl::GetFlag(FLAGS_images), &error);
+  std::vector<std::string> images = LoadImages(options.images, &error);
   if (images.empty()) {
     std::cerr << "bench: " << error << "\n";
     return 2;
   }
-  const int64_t requests = absl::GetFlag(FLAGS_requests);
+  const int64_t requests = options.requests;
   const auto start = Clock::now();
   const auto measure_from =
-      start + std::chrono::microseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_warmup) * 1e6));
-  const auto stop_at = requests > 0 ? start + std::chrono::hours(24)
-                                    : measure_from + std::chrono::microseconds(static_cast<int64_t>(
-                                                         absl::GetFlag(FLAGS_duration) * 1e6));
+      start + std::chrono::microseconds(static_cast<int64_t>(options.warmup_s * 1e6));
+  const auto stop_at =
+      requests > 0 ? start + std::chrono::hours(24)
+                   : measure_from +
+                         std::chrono::microseconds(static_cast<int64_t>(options.duration_s * 1e6));
   std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_connections)); ++i) {
+  for (int i = 0; i < std::max(1, options.connections); ++i) {
     channels.push_back(make_channel(i));
   }
-  LoadRun run(channels, std::move(images), rpc == "explain");
+  LoadRun run(channels, std::move(images), options);
   run.Start(concurrency, measure_from, stop_at, requests);
   std::atomic<bool> finished{false};
   std::thread progress([&] {
     int64_t last = 0;
     while (!finished.load()) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
-      if (finished.load() || !absl::GetFlag(FLAGS_progress)) continue;
+      if (finished.load() || !options.progress) continue;
       const int64_t now = run.measured();
       std::cerr << absl::StrFormat("\r[%5.1f s] %s: %d calls measured, %d/s, %d errors   ",
                                    std::chrono::duration<double>(Clock::now() - start).count(),
@@ -258,7 +238,7 @@ int RunBench(const std::function<std::shared_ptr<grpc::Channel>(int)>& make_chan
   const auto end = Clock::now();
   finished = true;
   progress.join();
-  if (absl::GetFlag(FLAGS_progress)) std::cerr << "\n";
+  if (options.progress) std::cerr << "\n";
 
   std::vector<double> latencies = run.TakeLatencies();
   std::sort(latencies.begin(), latencies.end());
@@ -276,7 +256,7 @@ int RunBench(const std::function<std::shared_ptr<grpc::Channel>(int)>& make_chan
       "%.2f; errors: %s\n",
       rpc, concurrency, ok, seconds, throughput, p50, p90, p99, p999, max,
       error_text.empty() ? "none" : error_text);
-  if (const std::string path = absl::GetFlag(FLAGS_bench_json); !path.empty()) {
+  if (const std::string& path = options.json_path; !path.empty()) {
     std::string error_json;
     for (const auto& [code, n] : errors) {
       absl::StrAppend(&error_json, error_json.empty() ? "" : ",", "\"", code, "\":", n);

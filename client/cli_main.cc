@@ -1,496 +1,355 @@
-// cropshield: command-line client of CropShield Serve.
-//   cropshield predict IMAGE... [--target host:port] [--top_k N] [--json] [--deadline_ms N]
-//   cropshield explain IMAGE [--out heatmap.png] [--overlay overlay.png] [--class N|LABEL] ...
-//   cropshield stats [--json]
-//   cropshield clear-cache [--token T] [--model_version V]
-//   cropshield reload-model [--token T] [--model_version V]
-//   cropshield health [--target host:port] [--service NAME]
-// Calls go through the client library (cropshield::client::Client): deadlines, retries on
-// UNAVAILABLE, round_robin over every address of dns:/// targets, TLS.
-#include <grpcpp/grpcpp.h>
-
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
+// cropshield: command-line client of CropShield Serve. The command line is parsed with CLI11 into
+// cli::CliFlags; the commands (client/cli/commands.cc) call the server through the client library
+// (cropshield::client::Client: deadlines, retries on UNAVAILABLE, round_robin over every address of
+// dns:/// targets, TLS).
+//
+// Exit status: 0 success, 1 a call or the server failed (or an input could not be read), 2 a usage
+// error (unknown command or flag, bad value, missing argument), for every command.
+#include <CLI/CLI.hpp>
 #include <iostream>
-#include <sstream>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/status/status.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/time/time.h"
-#include "client/bench.h"
-#include "cropshield/client/client.h"
-#include "cropshield/v1/cropshield.grpc.pb.h"
-#include "google/protobuf/util/json_util.h"
-#include "grpc/health/v1/health.grpc.pb.h"
-
-ABSL_FLAG(std::string, target, "localhost:50051",
-          "Server address: host:port, or any gRPC target such as dns:///host:port (every address "
-          "the name resolves to is a backend) or ipv4:10.0.0.1:50051,10.0.0.2:50051.");
-ABSL_FLAG(std::string, lb_policy, "",
-          "Load balancing over the target's addresses: round_robin or pick_first (default: "
-          "round_robin for dns:///, host:port and ipv4:/ipv6: targets).");
-ABSL_FLAG(int, max_attempts, 3,
-          "Attempts per call: UNAVAILABLE (and calls the server answers with a retry pushback) "
-          "are retried with exponential backoff within the deadline; 1 disables retries.");
-ABSL_FLAG(bool, tls, false, "Connect with TLS (implied by --tls_ca / --tls_cert).");
-ABSL_FLAG(std::string, tls_ca, "",
-          "PEM file of the CA certificates that sign the server's certificate (default: the "
-          "system roots).");
-ABSL_FLAG(std::string, tls_cert, "",
-          "PEM client certificate chain for mutual TLS (with --tls_key).");
-ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
-ABSL_FLAG(std::string, tls_server_name, "",
-          "Check the server certificate against this name instead of the target's host.");
-ABSL_FLAG(int, top_k, 3, "predict: number of ranked classes to show.");
-ABSL_FLAG(bool, json, false, "Print responses as JSON (one object per line) instead of a table.");
-ABSL_FLAG(int, deadline_ms, 30000,
-          "Deadline of each call in milliseconds, retries included (reload-model: at least "
-          "600000, loading and warming a model takes a while).");
-ABSL_FLAG(std::string, service, "",
-          "health: service name to ask about (empty: the server as a whole).");
-ABSL_FLAG(std::string, out, "", "explain: write the PNG heatmap (photo size, RGBA) to this file.");
-ABSL_FLAG(std::string, overlay, "",
-          "explain: write the heatmap blended over the photo here (.jpg/.jpeg: JPEG, else PNG).");
-ABSL_FLAG(std::string, raw, "",
-          "explain: write the feature-resolution map as float32 (.npy with shape, else raw .bin).");
-ABSL_FLAG(std::string, image_map, "",
-          "explain: write the map resampled onto the photo (float32, .npy or raw .bin).");
-ABSL_FLAG(std::string, class, "",
-          "explain: class to explain, index or label (default: the top-1 prediction).");
-ABSL_FLAG(std::string, method, "grad_cam",
-          "explain: grad_cam, grad_cam_plus_plus, hires_cam or layer_cam.");
-ABSL_FLAG(std::string, colormap, "jet", "explain: jet, turbo or viridis.");
-ABSL_FLAG(double, alpha, 0.5, "explain: heatmap opacity in the overlay, (0, 1].");
-ABSL_FLAG(bool, bypass_cache, false, "explain: recompute even if the server has it cached.");
-ABSL_FLAG(std::string, token, "",
-          "clear-cache, reload-model: admin token (default: environment variable "
-          "CROPSHIELD_ADMIN_TOKEN).");
-ABSL_FLAG(bool, allow_plaintext_token, false,
-          "Send the admin token even over a plaintext channel to a target that is not loopback "
-          "(anyone on the path can read it); without it such a call is refused with status 2.");
-ABSL_FLAG(std::string, model_name, "", "Model to address (default: the server's default model).");
-ABSL_FLAG(int64_t, model_version, 0,
-          "Model version to address; clear-cache: clear only this version (0: all); "
-          "reload-model: version to load (0: the highest in the repository).");
+#include "absl/strings/str_join.h"
+#include "client/cli/commands.h"
 
 namespace {
 
-constexpr char kUsage[] =
-    "CropShield Serve command-line client.\n"
-    "Usage:\n"
-    "  cropshield predict IMAGE... [--target host:port] [--top_k N] [--json] [--deadline_ms N]\n"
-    "  cropshield explain IMAGE [--out heatmap.png] [--overlay overlay.png|.jpg] [--class "
-    "N|LABEL]\n"
-    "                    [--method grad_cam|grad_cam_plus_plus|hires_cam|layer_cam] [--raw "
-    "map.npy]\n"
-    "                    [--image_map map.npy] [--colormap jet|turbo|viridis] [--alpha A] "
-    "[--json]\n"
-    "  cropshield stats [--json]\n"
-    "  cropshield clear-cache [--token T] [--model_name NAME] [--model_version V]\n"
-    "  cropshield reload-model [--token T] [--model_version V]\n"
-    "  cropshield health [--target host:port] [--service NAME]\n"
-    "  cropshield bench --images DIR|FILE [--rpc predict|explain] [--concurrency N]\n"
-    "                   [--duration S | --requests N] [--warmup S] [--json FILE] "
-    "[--bench_bypass_cache]\n"
-    "Every command: [--target host:port|dns:///host:port] [--lb_policy round_robin|pick_first]\n"
-    "  [--deadline_ms N] [--max_attempts N] [--tls] [--tls_ca ca.pem] [--tls_cert c.pem --tls_key "
-    "k.pem]\n"
-    "Exit status: 0 on success, 1 when a call fails (the gRPC status is printed), 2 on usage "
-    "errors.";
+using cropshield::cli::CliFlags;
+using cropshield::cli::ConnectionFlags;
 
-std::string CodeName(grpc::StatusCode code) {
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+constexpr char kDescription[] =
+    "CropShield Serve command-line client: classify and explain photos of crop leaves, read the "
+    "server's statistics, manage its caches and model.";
+
+constexpr char kFooter[] =
+    "Run `cropshield COMMAND --help` for the flags of a command, `cropshield --helpfull` for "
+    "every flag.\n"
+    "Exit status: 0 on success, 1 when a call or the server fails (the gRPC status is printed), "
+    "2 on usage errors (unknown command or flag, bad value, missing argument).";
+
+constexpr char kConnection[] = "Connection";
+constexpr char kModel[] = "Model";
+
+// Validators. CLI11's own numeric ones print their range with 300 digits.
+CLI::Validator IntAtLeast(int64_t minimum) {
+  return CLI::Validator(
+      [minimum](std::string& value) -> std::string {
+        int64_t parsed = 0;
+        if (!absl::SimpleAtoi(value, &parsed) || parsed < minimum) {
+          return absl::StrCat("must be an integer >= ", minimum, ", got '", value, "'");
+        }
+        return "";
+      },
+      absl::StrCat("INT>=", minimum));
 }
 
-int Fail(absl::string_view what, const grpc::Status& status) {
-  std::cerr << "error: " << what << ": " << CodeName(status.error_code()) << ": "
-            << status.error_message() << "\n";
-  return 1;
+CLI::Validator Fraction() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        double parsed = 0;
+        if (!absl::SimpleAtod(value, &parsed) || !(parsed > 0 && parsed <= 1)) {
+          return absl::StrCat("must be in (0, 1], got '", value, "'");
+        }
+        return "";
+      },
+      "(0,1]");
 }
 
-int Fail(absl::string_view what, const absl::Status& status) {
-  std::cerr << "error: " << what << ": " << absl::StatusCodeToString(status.code()) << ": "
-            << status.message() << "\n";
-  return 1;
+CLI::Validator NonNegative() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        double parsed = 0;
+        if (!absl::SimpleAtod(value, &parsed) || !(parsed >= 0)) {
+          return absl::StrCat("must be a number >= 0, got '", value, "'");
+        }
+        return "";
+      },
+      ">=0");
 }
 
-void SetDeadline(grpc::ClientContext* context) {
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms)));
+void AddConnectionOptions(CLI::App* app, ConnectionFlags* flags, bool admin,
+                          const std::string& group) {
+  app->add_option(
+         "--target", flags->target,
+         "Server address: host:port, or any gRPC target such as dns:///host:port (every "
+         "address the name resolves to is a backend) or ipv4:10.0.0.1:50051,10.0.0.2:50051")
+      ->group(group);
+  app->add_option("--lb_policy", flags->lb_policy,
+                  "Load balancing over the target's addresses: round_robin or pick_first (default: "
+                  "round_robin for dns:///, host:port and ipv4:/ipv6: targets)")
+      ->check(CLI::IsMember({"round_robin", "pick_first"}))
+      ->group(group);
+  app->add_option("--deadline_ms", flags->deadline_ms,
+                  "Deadline of each call in milliseconds, retries included (reload-model: at "
+                  "least 600000, loading and warming a model takes a while)")
+      ->check(IntAtLeast(1))
+      ->group(group);
+  app->add_option("--max_attempts", flags->max_attempts,
+                  "Attempts per call: UNAVAILABLE (and calls the server answers with a retry "
+                  "pushback) are retried with exponential backoff within the deadline; 1 disables "
+                  "retries")
+      ->check(IntAtLeast(1))
+      ->group(group);
+  app->add_flag("--tls", flags->tls, "Connect with TLS (implied by --tls_ca / --tls_cert)")
+      ->group(group);
+  app->add_option("--tls_ca", flags->tls_ca,
+                  "PEM file of the CA certificates that sign the server's certificate (default: "
+                  "the system roots)")
+      ->group(group);
+  app->add_option("--tls_cert", flags->tls_cert,
+                  "PEM client certificate chain for mutual TLS (with --tls_key)")
+      ->group(group);
+  app->add_option("--tls_key", flags->tls_key, "PEM private key of --tls_cert")->group(group);
+  app->add_option("--tls_server_name", flags->tls_server_name,
+                  "Check the server certificate against this name instead of the target's host")
+      ->group(group);
+  if (!admin) return;
+  app->add_option("--token", flags->token,
+                  "Admin token, sent as `authorization: Bearer` (default: the environment "
+                  "variable CROPSHIELD_ADMIN_TOKEN)")
+      ->group(group);
+  app->add_flag("--allow_plaintext_token", flags->allow_plaintext_token,
+                "Send the admin token even over a plaintext channel to a target that is not "
+                "loopback (anyone on the path can read it); without it such a call is refused "
+                "with status 2")
+      ->group(group);
 }
 
-std::string AdminToken() {
-  std::string token = absl::GetFlag(FLAGS_token);
-  if (token.empty()) {
-    if (const char* env = std::getenv("CROPSHIELD_ADMIN_TOKEN"); env != nullptr) token = env;
-  }
-  return token;
+void AddModelOptions(CLI::App* app, CliFlags* flags, const std::string& name_help,
+                     const std::string& version_help, const std::string& group) {
+  app->add_option("--model_name", flags->model_name, name_help)->group(group);
+  app->add_option("--model_version", flags->model_version, version_help)
+      ->check(IntAtLeast(0))
+      ->group(group);
 }
 
-// The client library configured from the flags; exits with status 2 on bad flags.
-// `connection` > 0 gives the client a private subchannel pool, hence its own connections. Only
-// admin commands (`admin`) carry the token, so that a token in the environment never blocks or
-// leaks from other commands.
-std::unique_ptr<cropshield::client::Client> MakeClient(
-    absl::Duration min_timeout = absl::ZeroDuration(), int connection = 0, bool admin = false) {
-  cropshield::client::Options options;
-  if (connection > 0) options.int_channel_args[GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL] = 1;
-  options.target = absl::GetFlag(FLAGS_target);
-  options.lb_policy = absl::GetFlag(FLAGS_lb_policy);
-  options.default_timeout =
-      std::max(absl::Milliseconds(absl::GetFlag(FLAGS_deadline_ms)), min_timeout);
-  options.retry.max_attempts = absl::GetFlag(FLAGS_max_attempts);
-  options.tls.root_ca_file = absl::GetFlag(FLAGS_tls_ca);
-  options.tls.cert_chain_file = absl::GetFlag(FLAGS_tls_cert);
-  options.tls.private_key_file = absl::GetFlag(FLAGS_tls_key);
-  options.tls.server_name_override = absl::GetFlag(FLAGS_tls_server_name);
-  options.tls.enabled = absl::GetFlag(FLAGS_tls) || !options.tls.root_ca_file.empty() ||
-                        !options.tls.cert_chain_file.empty();
-  if (admin) options.admin_token = AdminToken();
-  options.allow_plaintext_token = absl::GetFlag(FLAGS_allow_plaintext_token);
-  absl::StatusOr<std::unique_ptr<cropshield::client::Client>> client =
-      cropshield::client::Client::Create(std::move(options));
-  if (!client.ok()) {
-    std::cerr << "error: " << client.status().message() << "\n";
-    std::exit(2);
-  }
-  return *std::move(client);
+void AddJsonFlag(CLI::App* app, CliFlags* flags) {
+  app->add_flag("--json", flags->json,
+                "Print the response as one line of JSON (numbers as numbers, strings escaped) "
+                "instead of text");
 }
 
-bool ReadFile(const std::string& path, std::string* contents) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  *contents = buffer.str();
-  return true;
+void AddPredict(CLI::App& app, CliFlags* flags) {
+  CLI::App* predict = app.add_subcommand(
+      "predict",
+      "Classify photos: files, directories (the .jpg/.jpeg/.png/.webp photos directly inside, "
+      "sorted by name; other files are skipped) and - (standard input). Prints each photo's "
+      "top classes (one JSON line per photo with --json); exits 1 when any photo fails.");
+  predict->add_option("IMAGE", flags->inputs, "Photo file, directory of photos, or - for stdin")
+      ->required()
+      ->type_name("PATH")
+      ->default_str("");
+  predict->add_option("--top_k", flags->top_k, "Number of ranked classes to show")
+      ->check(IntAtLeast(1));
+  AddJsonFlag(predict, flags);
+  AddModelOptions(predict, flags, "Model to ask (default: the server's default model)",
+                  "Version of that model (0: the one served)", kModel);
+  AddConnectionOptions(predict, &flags->connection, false, kConnection);
 }
 
-std::string ToJson(const google::protobuf::Message& message) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
-  return json;
+void AddExplain(CLI::App& app, CliFlags* flags) {
+  CLI::App* explain = app.add_subcommand(
+      "explain",
+      "Explain one photo's classification with a class activation map (Grad-CAM and variants) "
+      "and write the maps and images the flags ask for.");
+  cropshield::cli::ExplainFlags* e = &flags->explain;
+  explain->add_option("IMAGE", e->image, "Photo file, or - for standard input")
+      ->required()
+      ->type_name("PATH");
+  explain->add_option("--out", e->out,
+                      "Write the PNG heatmap (photo size, RGBA) to this .png file");
+  explain->add_option("--overlay", e->overlay,
+                      "Write the heatmap blended over the photo here: .png (PNG) or .jpg/.jpeg "
+                      "(JPEG); other extensions are refused (the server encodes only these two)");
+  explain->add_option("--raw", e->raw,
+                      "Write the feature-resolution map as float32 (.npy with shape, else raw)");
+  explain->add_option("--image_map", e->image_map,
+                      "Write the map resampled onto the photo (float32, .npy or raw)");
+  explain->add_option("--class", e->target_class,
+                      "Class to explain, index or label (default: the top-1 prediction); an "
+                      "unknown label gets the nearest labels suggested");
+  explain->add_option("--method", e->method, "Class activation map method")
+      ->check(CLI::IsMember({"grad_cam", "grad_cam_plus_plus", "hires_cam", "layer_cam"},
+                            CLI::ignore_case));
+  explain->add_option("--colormap", e->colormap, "Heatmap colours")
+      ->check(CLI::IsMember({"jet", "turbo", "viridis"}, CLI::ignore_case));
+  explain->add_option("--alpha", e->alpha, "Heatmap opacity in the overlay")->check(Fraction());
+  explain->add_flag("--bypass_cache", e->bypass_cache,
+                    "Recompute even if the server has the explanation cached");
+  explain->add_option("--top_k", flags->top_k, "Predictions returned with the explanation")
+      ->check(IntAtLeast(1));
+  AddJsonFlag(explain, flags);
+  AddModelOptions(explain, flags, "Model to ask (default: the server's default model)",
+                  "Version of that model (0: the one served)", kModel);
+  AddConnectionOptions(explain, &flags->connection, false, kConnection);
 }
 
-int Predict(const std::vector<std::string>& images) {
-  if (images.empty()) {
-    std::cerr << "predict: give at least one IMAGE\n" << kUsage << "\n";
-    return 2;
-  }
-  auto client = MakeClient();
-  int failures = 0;
-  for (const std::string& path : images) {
-    cropshield::v1::PredictRequest request;
-    if (!ReadFile(path, request.mutable_image()->mutable_data())) {
-      std::cerr << "error: cannot read " << path << "\n";
-      ++failures;
-      continue;
+void AddStats(CLI::App& app, CliFlags* flags) {
+  CLI::App* stats = app.add_subcommand(
+      "stats", "Print the server's statistics: uptime, models, calls, latency, caches.");
+  AddJsonFlag(stats, flags);
+  AddModelOptions(stats, flags,
+                  "Show only this model (exit 1 with NOT_FOUND when it is not served)",
+                  "Show only this version", kModel);
+  AddConnectionOptions(stats, &flags->connection, false, kConnection);
+}
+
+void AddClearCache(CLI::App& app, CliFlags* flags) {
+  CLI::App* clear = app.add_subcommand(
+      "clear-cache",
+      "Admin: clear the explanation and Predict caches (all, or one model / version).");
+  clear->add_flag("--all-replicas,--all_replicas", flags->all_replicas,
+                  "Clear every replica: each address the target's DNS name resolves to (or each "
+                  "address of an ipv4:/ipv6: list) in turn, printing one result per replica; "
+                  "exit 1 if any replica fails");
+  AddJsonFlag(clear, flags);
+  AddModelOptions(clear, flags,
+                  "Clear only this model's entries (exit 1 with NOT_FOUND when it is not served)",
+                  "Clear only this version (0: all)", kModel);
+  AddConnectionOptions(clear, &flags->connection, true, kConnection);
+}
+
+void AddReloadModel(CLI::App& app, CliFlags* flags) {
+  CLI::App* reload = app.add_subcommand(
+      "reload-model",
+      "Admin: load, warm and swap in a model version from the server's repository.");
+  AddJsonFlag(reload, flags);
+  AddModelOptions(reload, flags,
+                  "The served model's name, checked before reloading (NOT_FOUND otherwise)",
+                  "Version to load (0: the highest in the repository)", kModel);
+  AddConnectionOptions(reload, &flags->connection, true, kConnection);
+}
+
+void AddHealth(CLI::App& app, CliFlags* flags) {
+  CLI::App* health = app.add_subcommand(
+      "health",
+      "Ask grpc.health.v1 once, without retries; print the status and exit 0 only when "
+      "SERVING.");
+  health->add_option("--service", flags->service,
+                     "Service name to ask about (empty: the server as a whole)");
+  AddModelOptions(health, flags,
+                  "Also require this model to be served (exit 1 with NOT_FOUND otherwise)",
+                  "Also require this version to be served", kModel);
+  AddConnectionOptions(health, &flags->connection, false, kConnection);
+}
+
+void AddBench(CLI::App& app, CliFlags* flags) {
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Closed-loop load generator for Predict or Explain; prints throughput and latency.");
+  cropshield::client::BenchOptions* b = &flags->bench;
+  bench
+      ->add_option("--images", b->images,
+                   "An image file or a directory of .jpg/.jpeg/.png/.webp files")
+      ->required();
+  bench->add_option("--rpc", b->rpc, "RPC to call")->check(CLI::IsMember({"predict", "explain"}));
+  bench->add_option("--concurrency", b->concurrency, "Calls kept in flight at once (closed loop)")
+      ->check(IntAtLeast(1));
+  bench
+      ->add_option("--duration", b->duration_s,
+                   "Seconds to measure (ignored when --requests is set)")
+      ->check(NonNegative());
+  bench->add_option("--requests", b->requests, "Measure this many calls instead of a duration")
+      ->check(IntAtLeast(0));
+  bench->add_option("--warmup", b->warmup_s, "Seconds of load before measuring starts")
+      ->check(NonNegative());
+  bench->add_option("--json,--bench_json", b->json_path, "Write the results as JSON to this file");
+  bench->add_flag("--bench_bypass_cache", b->bypass_cache,
+                  "Explain with bypass_cache, so every call computes (uncached Explain)");
+  bench
+      ->add_option("--connections", b->connections,
+                   "Client connections (HTTP/2) the calls are spread over; large photos at high "
+                   "concurrency need several, as a fleet of callers would have")
+      ->check(IntAtLeast(1));
+  bench
+      ->add_flag("--progress", b->progress,
+                 "Print a progress line every second to stderr (--progress=false: none)")
+      ->default_str("true");
+  bench->add_option("--top_k", flags->top_k, "Classes per Predict response")->check(IntAtLeast(1));
+  AddModelOptions(bench, flags, "Model to call (default: the server's default model)",
+                  "Version of that model (0: the one served)", kModel);
+  AddConnectionOptions(bench, &flags->connection, false, kConnection);
+}
+
+// `--helpfull`: every flag of every command in absl's format (`--name (help); default: X;`),
+// which tests/deploy reads to check the flags that probes and health checks pass.
+void PrintAllFlags(const CLI::App& app) {
+  std::map<std::string, std::vector<std::string>> commands_of;  // flag name -> commands
+  for (const CLI::App* command : app.get_subcommands({})) {
+    for (const CLI::Option* option : command->get_options()) {
+      for (const std::string& name : option->get_lnames()) {
+        commands_of[name].push_back(command->get_name());
+      }
     }
-    request.set_top_k(absl::GetFlag(FLAGS_top_k));
-    const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<cropshield::v1::PredictResponse> result = client->Predict(request);
-    const double round_trip_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (!result.ok()) {
-      failures += Fail(path, result.status());
-      continue;
-    }
-    const cropshield::v1::PredictResponse& response = *result;
-    if (absl::GetFlag(FLAGS_json)) {
-      std::cout << "{\"image\":\"" << path << "\",\"round_trip_ms\":" << round_trip_ms
-                << ",\"response\":" << ToJson(response) << "}\n";
-      continue;
-    }
-    std::cout << absl::StrFormat("%s  (%dx%d, %s v%d, server %.1f ms, round trip %.1f ms)\n", path,
-                                 response.image_width(), response.image_height(),
-                                 response.model().name(), response.model().version(),
-                                 response.timing().total_us() / 1000.0, round_trip_ms);
-    int rank = 1;
-    for (const auto& p : response.predictions()) {
-      std::cout << absl::StrFormat("  %d. %-45s %7.2f%%\n", rank++, p.label(),
-                                   100.0 * p.probability());
+  }
+  std::cout << kDescription << "\n\n  Flags (`cropshield COMMAND --help` lists a command's own):\n";
+  std::set<std::string> printed;
+  for (const CLI::App* command : app.get_subcommands({})) {
+    for (const CLI::Option* option : command->get_options()) {
+      for (const std::string& name : option->get_lnames()) {
+        if (name == "help" || !printed.insert(name).second) continue;
+        std::string fallback = option->get_default_str();
+        if (fallback.empty() && option->get_expected_min() == 0) {
+          fallback = "false";  // a flag
+        } else if (option->get_type_name().rfind("TEXT", 0) == 0 || fallback.empty()) {
+          fallback = absl::StrCat("\"", fallback, "\"");
+        }
+        const std::vector<std::string>& commands = commands_of[name];
+        const std::string scope = commands.size() == app.get_subcommands({}).size()
+                                      ? ""
+                                      : absl::StrCat(absl::StrJoin(commands, ", "), ": ");
+        std::cout << "\n    --" << name << " (" << scope << option->get_description()
+                  << "); default: " << fallback << ";\n";
+      }
     }
   }
-  return failures == 0 ? 0 : 1;
+  std::cout << "\n" << kFooter << "\n";
 }
 
-cropshield::v1::ModelSpec ModelFromFlags() {
-  cropshield::v1::ModelSpec spec;
-  spec.set_name(absl::GetFlag(FLAGS_model_name));
-  spec.set_version(absl::GetFlag(FLAGS_model_version));
-  return spec;
-}
-
-bool WriteFile(const std::string& path, absl::string_view contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-  return static_cast<bool>(out);
-}
-
-// NumPy .npy (format 1.0) of a little-endian float32 matrix, or raw float32 for other extensions.
-bool WriteFloatMap(const std::string& path, const cropshield::v1::FloatMap& map) {
-  if (!absl::EndsWith(path, ".npy")) return WriteFile(path, map.data());
-  std::string header = absl::StrCat("{'descr': '<f4', 'fortran_order': False, 'shape': (",
-                                    map.height(), ", ", map.width(), "), }");
-  const size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
-  header.push_back('\n');
-  std::string file("\x93NUMPY\x01\x00", 8);
-  file.push_back(static_cast<char>(header.size() & 0xff));
-  file.push_back(static_cast<char>(header.size() >> 8));
-  file += header;
-  file += map.data();
-  return WriteFile(path, file);
-}
-
-int Explain(const std::vector<std::string>& images) {
-  if (images.size() != 1) {
-    std::cerr << "explain: give exactly one IMAGE\n" << kUsage << "\n";
-    return 2;
-  }
-  cropshield::v1::ExplainRequest request;
-  if (!ReadFile(images[0], request.mutable_image()->mutable_data())) {
-    std::cerr << "error: cannot read " << images[0] << "\n";
-    return 1;
-  }
-  const std::string target_class = absl::GetFlag(FLAGS_class);
-  int index = 0;
-  if (!target_class.empty()) {
-    if (absl::SimpleAtoi(target_class, &index)) {
-      request.set_class_index(index);
-    } else {
-      request.set_class_label(target_class);
-    }
-  }
-  const std::string method = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_method));
-  cropshield::v1::ExplainMethod method_value;
-  if (!cropshield::v1::ExplainMethod_Parse("EXPLAIN_METHOD_" + method, &method_value)) {
-    std::cerr << "explain: unknown --method " << absl::GetFlag(FLAGS_method) << "\n";
-    return 2;
-  }
-  request.set_method(method_value);
-  cropshield::v1::Colormap colormap;
-  if (!cropshield::v1::Colormap_Parse(
-          "COLORMAP_" + absl::AsciiStrToUpper(absl::GetFlag(FLAGS_colormap)), &colormap)) {
-    std::cerr << "explain: unknown --colormap " << absl::GetFlag(FLAGS_colormap) << "\n";
-    return 2;
-  }
-  cropshield::v1::ExplainOutputs* outputs = request.mutable_outputs();
-  outputs->set_feature_map(!absl::GetFlag(FLAGS_raw).empty());
-  outputs->set_image_map(!absl::GetFlag(FLAGS_image_map).empty());
-  outputs->set_heatmap_png(!absl::GetFlag(FLAGS_out).empty());
-  outputs->set_colormap(colormap);
-  const std::string overlay = absl::GetFlag(FLAGS_overlay);
-  if (!overlay.empty()) {
-    outputs->set_overlay(true);
-    outputs->set_overlay_alpha(static_cast<float>(absl::GetFlag(FLAGS_alpha)));
-    const bool jpeg = absl::EndsWith(overlay, ".jpg") || absl::EndsWith(overlay, ".jpeg");
-    outputs->set_overlay_encoding(jpeg ? cropshield::v1::IMAGE_ENCODING_JPEG
-                                       : cropshield::v1::IMAGE_ENCODING_PNG);
-  }
-  request.set_top_k(absl::GetFlag(FLAGS_top_k));
-  request.set_bypass_cache(absl::GetFlag(FLAGS_bypass_cache));
-  *request.mutable_model() = ModelFromFlags();
-
-  absl::StatusOr<cropshield::v1::ExplainResponse> result = MakeClient()->Explain(request);
-  if (!result.ok()) return Fail(images[0], result.status());
-  cropshield::v1::ExplainResponse& response = *result;
-  std::vector<std::string> written;
-  auto save = [&written](const std::string& path, bool ok) {
-    if (!ok) {
-      std::cerr << "error: cannot write " << path << "\n";
-      return false;
-    }
-    written.push_back(path);
-    return true;
-  };
-  if (!absl::GetFlag(FLAGS_out).empty() &&
-      !save(absl::GetFlag(FLAGS_out),
-            WriteFile(absl::GetFlag(FLAGS_out), response.heatmap_png()))) {
-    return 1;
-  }
-  if (!overlay.empty() && !save(overlay, WriteFile(overlay, response.overlay()))) return 1;
-  if (!absl::GetFlag(FLAGS_raw).empty() &&
-      !save(absl::GetFlag(FLAGS_raw),
-            WriteFloatMap(absl::GetFlag(FLAGS_raw), response.feature_map()))) {
-    return 1;
-  }
-  if (!absl::GetFlag(FLAGS_image_map).empty() &&
-      !save(absl::GetFlag(FLAGS_image_map),
-            WriteFloatMap(absl::GetFlag(FLAGS_image_map), response.image_map()))) {
-    return 1;
-  }
-  if (absl::GetFlag(FLAGS_json)) {
-    // Binary payloads were written to files; keep the JSON readable.
-    response.clear_heatmap_png();
-    response.clear_overlay();
-    response.mutable_feature_map()->clear_data();
-    response.mutable_image_map()->clear_data();
-    std::cout << ToJson(response) << "\n";
-    return 0;
-  }
-  std::cout << absl::StrFormat(
-      "%s: %s (class %d, %.2f%%) by %s, %s, server %.1f ms\n", images[0], response.target().label(),
-      response.target().class_index(), 100.0 * response.target().probability(),
-      absl::AsciiStrToLower(cropshield::v1::ExplainMethod_Name(response.method()).substr(15)),
-      response.cached() ? "cache hit" : "computed", response.timing().total_us() / 1000.0);
-  std::cout << absl::StrFormat("  model saw x=%.1f y=%.1f w=%.1f h=%.1f of the photo\n",
-                               response.crop_box().x(), response.crop_box().y(),
-                               response.crop_box().width(), response.crop_box().height());
-  for (const std::string& path : written) std::cout << "  wrote " << path << "\n";
-  return 0;
-}
-
-int Stats() {
-  absl::StatusOr<cropshield::v1::StatsResponse> result = MakeClient()->Stats();
-  if (!result.ok()) return Fail("stats", result.status());
-  const cropshield::v1::StatsResponse& response = *result;
-  if (absl::GetFlag(FLAGS_json)) {
-    std::cout << ToJson(response) << "\n";
-    return 0;
-  }
-  std::cout << absl::StrFormat("uptime %.0f s, %d calls in flight\n", response.uptime_seconds(),
-                               response.in_flight());
-  for (const auto& m : response.models()) {
-    std::cout << absl::StrFormat("model %s v%d on %s (%s), %d classes\n", m.name(), m.version(),
-                                 m.device(), m.precision(), m.labels_size());
-  }
-  std::cout << absl::StrFormat("%-12s %10s %10s %10s %10s %10s  %s\n", "rpc", "calls", "window",
-                               "p50 ms", "p90 ms", "p99 ms", "errors");
-  for (int i = 0; i < response.rpcs_size(); ++i) {
-    const auto& counts = response.rpcs(i);
-    const auto& latency = response.rpc_latency(i);
-    std::string errors;
-    for (const auto& [code, n] : counts.errors_by_code())
-      absl::StrAppend(&errors, code, "=", n, " ");
-    std::cout << absl::StrFormat("%-12s %10d %10d %10.2f %10.2f %10.2f  %s\n", counts.rpc(),
-                                 counts.total(), latency.count(), latency.p50_us() / 1000,
-                                 latency.p90_us() / 1000, latency.p99_us() / 1000, errors);
-  }
-  std::cout << absl::StrFormat("%-12s %10s %10s %10s %10s\n", "stage", "window", "p50 ms", "p90 ms",
-                               "p99 ms");
-  for (const auto& s : response.stage_latency()) {
-    std::cout << absl::StrFormat("%-12s %10d %10.2f %10.2f %10.2f\n", s.name(), s.count(),
-                                 s.p50_us() / 1000, s.p90_us() / 1000, s.p99_us() / 1000);
-  }
-  auto print_cache = [](const char* name, const cropshield::v1::CacheStats& c) {
-    std::cout << absl::StrFormat(
-        "%s cache: %d entries, %d / %d bytes, hit ratio %.3f (%d hits, %d misses), %d evictions\n",
-        name, c.entries(), c.bytes(), c.capacity_bytes(), c.hit_ratio(), c.hits(), c.misses(),
-        c.evictions());
-  };
-  print_cache("explain", response.explain_cache());
-  print_cache("predict", response.predict_cache());
-  return 0;
-}
-
-int ClearCache() {
-  cropshield::v1::ClearCacheRequest request;
-  if (!absl::GetFlag(FLAGS_model_name).empty() || absl::GetFlag(FLAGS_model_version) != 0) {
-    *request.mutable_model() = ModelFromFlags();
-  }
-  absl::StatusOr<cropshield::v1::ClearCacheResponse> result =
-      MakeClient(absl::ZeroDuration(), 0, /*admin=*/true)->ClearCache(request);
-  if (!result.ok()) return Fail("clear-cache", result.status());
-  const cropshield::v1::ClearCacheResponse& response = *result;
-  if (absl::GetFlag(FLAGS_json)) {
-    std::cout << ToJson(response) << "\n";
-    return 0;
-  }
-  std::cout << absl::StrFormat(
-      "cleared explain cache: %d entries, %d bytes; predict cache: %d entries, %d bytes\n",
-      response.explain_entries_freed(), response.explain_bytes_freed(),
-      response.predict_entries_freed(), response.predict_bytes_freed());
-  return 0;
-}
-
-int ReloadModel() {
-  cropshield::v1::ReloadModelRequest request;
-  request.set_version(absl::GetFlag(FLAGS_model_version));
-  absl::StatusOr<cropshield::v1::ReloadModelResponse> result =
-      MakeClient(/*min_timeout=*/absl::Minutes(10), 0, /*admin=*/true)->ReloadModel(request);
-  if (!result.ok()) return Fail("reload-model", result.status());
-  const cropshield::v1::ReloadModelResponse& response = *result;
-  if (absl::GetFlag(FLAGS_json)) {
-    std::cout << ToJson(response) << "\n";
-    return 0;
-  }
-  if (!response.reloaded()) {
-    std::cout << absl::StrFormat("%s v%d already serving; nothing loaded\n",
-                                 response.current().name(), response.current().version());
-    return 0;
-  }
-  std::cout << absl::StrFormat("reloaded %s v%d -> %s v%d in %.2f s\n", response.previous().name(),
-                               response.previous().version(), response.current().name(),
-                               response.current().version(), response.load_seconds());
-  return 0;
-}
-
-// Health asks once, without retries: it answers "is it up now" (container health checks).
-int Health() {
-  auto stub = grpc::health::v1::Health::NewStub(MakeClient()->channel());
-  grpc::health::v1::HealthCheckRequest request;
-  request.set_service(absl::GetFlag(FLAGS_service));
-  grpc::health::v1::HealthCheckResponse response;
-  grpc::ClientContext context;
-  SetDeadline(&context);
-  grpc::Status status = stub->Check(&context, request, &response);
-  if (!status.ok()) return Fail("health", status);
-  std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
-  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+int Dispatch(const CLI::App& app, const CliFlags& flags) {
+  const std::string command = app.get_subcommands().front()->get_name();
+  if (command == "predict") return cropshield::cli::RunPredict(flags);
+  if (command == "explain") return cropshield::cli::RunExplain(flags);
+  if (command == "stats") return cropshield::cli::RunStats(flags);
+  if (command == "clear-cache") return cropshield::cli::RunClearCache(flags);
+  if (command == "reload-model") return cropshield::cli::RunReloadModel(flags);
+  if (command == "health") return cropshield::cli::RunHealth(flags);
+  return cropshield::cli::RunBench(flags);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
-  // `bench --json FILE` names an output file, unlike the boolean --json of other commands.
-  std::vector<std::string> rewritten(argv, argv + argc);
-  if (argc > 1 && std::string(argv[1]) == "bench") {
-    for (size_t i = 2; i < rewritten.size(); ++i) {
-      if (rewritten[i] == "--json" && i + 1 < rewritten.size()) {
-        rewritten[i] = "--bench_json=" + rewritten[i + 1];
-        rewritten.erase(rewritten.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-      } else if (absl::StartsWith(rewritten[i], "--json=")) {
-        rewritten[i] = "--bench_json=" + rewritten[i].substr(7);
-      }
+  CliFlags flags;
+  CLI::App app(kDescription, "cropshield");
+  app.footer(kFooter);
+  app.option_defaults()->always_capture_default();
+  app.require_subcommand(1, 1);
+  AddPredict(app, &flags);
+  AddExplain(app, &flags);
+  AddStats(app, &flags);
+  AddClearCache(app, &flags);
+  AddReloadModel(app, &flags);
+  AddHealth(app, &flags);
+  AddBench(app, &flags);
+  app.add_flag_callback(
+      "--helpfull",
+      [&app] {
+        PrintAllFlags(app);
+        throw CLI::Success();
+      },
+      "Print every flag of every command and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (app.get_subcommands().empty() && argc > 1 && argv[1][0] != '-') {
+      std::cerr << "cropshield: unknown command '" << argv[1] << "'\n";
     }
+    return app.exit(e) == 0 ? cropshield::cli::kExitOk : cropshield::cli::kExitUsage;
   }
-  std::vector<char*> rewritten_argv;
-  for (std::string& arg : rewritten) rewritten_argv.push_back(arg.data());
-  std::vector<char*> args =
-      absl::ParseCommandLine(static_cast<int>(rewritten_argv.size()), rewritten_argv.data());
-  if (args.size() < 2) {
-    std::cerr << kUsage << "\n";
-    return 2;
-  }
-  const std::string command = args[1];
-  std::vector<std::string> rest(args.begin() + 2, args.end());
-  if (command == "predict") return Predict(rest);
-  if (command == "health") return Health();
-  if (command == "explain") return Explain(rest);
-  if (command == "stats") return Stats();
-  if (command == "clear-cache") return ClearCache();
-  if (command == "reload-model") return ReloadModel();
-  if (command == "bench") {
-    return cropshield::client::RunBench(
-        [](int i) { return MakeClient(absl::ZeroDuration(), i)->channel(); }, rest);
-  }
-  std::cerr << "unknown command '" << command << "'\n" << kUsage << "\n";
-  return 2;
+  return Dispatch(app, flags);
 }
