@@ -66,10 +66,11 @@ double RestCall(const Protocols& p) {
 }
 
 std::string Summary(const char* name, const std::vector<double>& micros) {
-  return absl::StrFormat("\"%s\": {\"calls\": %d, \"p50_us\": %.1f, \"p90_us\": %.1f, "
-                         "\"p99_us\": %.1f}",
-                         name, micros.size(), Percentile(micros, 0.5), Percentile(micros, 0.9),
-                         Percentile(micros, 0.99));
+  return absl::StrFormat(
+      "\"%s\": {\"calls\": %d, \"p50_us\": %.1f, \"p90_us\": %.1f, "
+      "\"p99_us\": %.1f}",
+      name, micros.size(), Percentile(micros, 0.5), Percentile(micros, 0.9),
+      Percentile(micros, 0.99));
 }
 
 }  // namespace

@@ -38,10 +38,10 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
           "port, logged as 'metrics listening on port N'; empty disables it. If the address cannot "
           "be bound (in use), the server logs an error and serves gRPC without metrics.");
 ABSL_FLAG(std::string, http_address, "0.0.0.0:8000",
-          "HTTP/REST address: the Open Inference Protocol's REST endpoints (/v2/...), /v1/predict, "
-          "/v1/explain, /v1/cache:clear, /v1/stats and the web page at /; port 0 picks a free "
-          "port, logged as 'http listening on port N'; empty disables it. With --tls_cert it serves "
-          "HTTPS with the same certificate (and --tls_client_ca: mutual TLS).");
+          "HTTP/REST address: the Open Inference Protocol's REST endpoints (/v2/...), "
+          "/v1/predict, /v1/explain, /v1/cache:clear, /v1/stats and the web page at /; port 0 "
+          "picks a free port, logged as 'http listening on port N'; empty disables it. With "
+          "--tls_cert it serves HTTPS with that certificate (--tls_client_ca: mutual TLS).");
 ABSL_FLAG(bool, http_plaintext_with_tls, false,
           "Serve --http_address in plaintext even though gRPC serves TLS (e.g. behind a proxy "
           "that terminates TLS, or for kubelet httpGet probes).");

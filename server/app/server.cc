@@ -179,9 +179,8 @@ absl::Status CropShieldServer::StartHttpEndpoint(const ServerOptions& options) {
   }
   auto endpoint = rest::RestEndpoint::Start(std::move(http), core_.get(), oip_protocol_.get());
   if (!endpoint.ok()) {
-    return absl::Status(endpoint.status().code(),
-                        absl::StrCat("HTTP/REST port (--http_address): ",
-                                     endpoint.status().message()));
+    return absl::Status(endpoint.status().code(), absl::StrCat("HTTP/REST port (--http_address): ",
+                                                               endpoint.status().message()));
   }
   http_endpoint_ = *std::move(endpoint);
   return absl::OkStatus();

@@ -40,12 +40,12 @@ struct Connection {
   SSL* ssl = nullptr;                         // TLS session (owned); null for plaintext
   bool handshake_done = false;
   std::vector<std::string> verified_identities;  // of a verified client certificate
-  std::string in;                             // the head received so far
-  std::unique_ptr<HttpRequest> request;       // while reading its body
-  size_t body_length = 0;                     // Content-Length of `request`
-  size_t reserved_body_bytes = 0;             // of the table's body budget, until closed
-  std::string out;                            // the response
-  size_t sent = 0;                            // bytes of `out` sent
+  std::string in;                                // the head received so far
+  std::unique_ptr<HttpRequest> request;          // while reading its body
+  size_t body_length = 0;                        // Content-Length of `request`
+  size_t reserved_body_bytes = 0;                // of the table's body budget, until closed
+  std::string out;                               // the response
+  size_t sent = 0;                               // bytes of `out` sent
 };
 
 class ConnectionTable {

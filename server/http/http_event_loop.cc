@@ -98,7 +98,8 @@ bool HttpServer::Loop::AcceptOne() {
     int port = 0;
     internal::PeerAddress(peer, &ip, &port);
     SSL* ssl = nullptr;
-    if (server_->options_.tls != nullptr && (ssl = server_->options_.tls->NewSession(fd)) == nullptr) {
+    if (server_->options_.tls != nullptr &&
+        (ssl = server_->options_.tls->NewSession(fd)) == nullptr) {
       close(fd);
       return true;
     }
@@ -255,8 +256,8 @@ bool HttpServer::Loop::AdmitBody(Connection& c, size_t length) {
     return false;
   }
   if (!connections_.ReserveBody(c, length)) {
-    StartWriting(c, PlainResponse(503, "too many request bodies in flight; retry\n",
-                                  {"Retry-After: 1"}));
+    StartWriting(
+        c, PlainResponse(503, "too many request bodies in flight; retry\n", {"Retry-After: 1"}));
     return false;
   }
   return true;

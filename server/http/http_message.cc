@@ -6,8 +6,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
 namespace cropshield::http {
@@ -97,8 +97,7 @@ std::string SerializeResponse(const HttpResponse& response, bool include_body) {
   return out;
 }
 
-std::string PlainResponse(int status, absl::string_view body,
-                          std::vector<std::string> headers) {
+std::string PlainResponse(int status, absl::string_view body, std::vector<std::string> headers) {
   HttpResponse response;
   response.status = status;
   response.body = std::string(body);

@@ -74,8 +74,8 @@ struct HttpRequest {
   std::string query;   // after '?', without it; empty if none
   // Header fields with lower-case names; a repeated field keeps its last value.
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string head;  // the request line and header fields as received, without the blank line
-  std::string body;  // Content-Length bytes
+  std::string head;     // the request line and header fields as received, without the blank line
+  std::string body;     // Content-Length bytes
   std::string peer_ip;  // e.g. "127.0.0.1" or "::1"
   int peer_port = 0;
   // The client certificate's identities, when TLS verified one (mutual TLS).
@@ -111,7 +111,7 @@ class HttpServer {
     absl::Duration header_timeout = absl::Seconds(2);  // accept to complete head; then 408
     absl::Duration send_timeout = absl::Seconds(10);   // to send a response; then closed
     size_t max_body_bytes = 0;  // Content-Length above it: 413 (0: requests carry no body)
-    absl::Duration body_timeout = absl::Seconds(30);   // head's end to complete body; then 408
+    absl::Duration body_timeout = absl::Seconds(30);  // head's end to complete body; then 408
     size_t max_buffered_body_bytes = 256 << 20;  // bodies of all connections at once; more: 503
     // Others get 405 with an Allow header.
     std::vector<std::string> allowed_methods = {"GET", "HEAD"};

@@ -113,13 +113,13 @@ std::vector<std::string> TlsContext::PeerIdentities(SSL* ssl) {
                                 sizeof(common_name)) > 0) {
     identities.emplace_back(common_name);
   }
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(peer, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(peer, NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
     if (name->type == GEN_DNS || name->type == GEN_URI) {
-      const ASN1_IA5STRING* text = name->type == GEN_DNS ? name->d.dNSName
-                                                         : name->d.uniformResourceIdentifier;
+      const ASN1_IA5STRING* text =
+          name->type == GEN_DNS ? name->d.dNSName : name->d.uniformResourceIdentifier;
       identities.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
                               static_cast<size_t>(ASN1_STRING_length(text)));
     }

@@ -76,8 +76,7 @@ InferenceService::Reactor* InferenceService::ModelConfig(
 InferenceService::Reactor* InferenceService::ModelStatistics(
     Context* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
-  return Answer(context,
-                protocol_->ModelStatistics(request->name(), request->version(), response));
+  return Answer(context, protocol_->ModelStatistics(request->name(), request->version(), response));
 }
 
 InferenceService::Reactor* InferenceService::ModelInfer(Context* context,

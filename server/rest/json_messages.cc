@@ -38,9 +38,9 @@ json ModelJson(const v1::ModelRef& model) {
 }
 
 json TimingJson(const v1::Timing& timing) {
-  return {{"decode_us", timing.decode_us()},       {"preprocess_us", timing.preprocess_us()},
-          {"queue_us", timing.queue_us()},         {"inference_us", timing.inference_us()},
-          {"explain_us", timing.explain_us()},     {"encode_us", timing.encode_us()},
+  return {{"decode_us", timing.decode_us()},   {"preprocess_us", timing.preprocess_us()},
+          {"queue_us", timing.queue_us()},     {"inference_us", timing.inference_us()},
+          {"explain_us", timing.explain_us()}, {"encode_us", timing.encode_us()},
           {"total_us", timing.total_us()}};
 }
 
@@ -64,9 +64,12 @@ json LatencyJson(const google::protobuf::RepeatedPtrField<v1::LatencySummary>& s
 }
 
 json CacheJson(const v1::CacheStats& cache) {
-  return {{"entries", cache.entries()},   {"bytes", cache.bytes()},
-          {"capacity_bytes", cache.capacity_bytes()}, {"hits", cache.hits()},
-          {"misses", cache.misses()},     {"evictions", cache.evictions()},
+  return {{"entries", cache.entries()},
+          {"bytes", cache.bytes()},
+          {"capacity_bytes", cache.capacity_bytes()},
+          {"hits", cache.hits()},
+          {"misses", cache.misses()},
+          {"evictions", cache.evictions()},
           {"hit_ratio", cache.hit_ratio()}};
 }
 
@@ -83,12 +86,12 @@ json RpcsJson(const google::protobuf::RepeatedPtrField<v1::RpcCounts>& rpcs) {
 json ModelsJson(const google::protobuf::RepeatedPtrField<v1::ModelInfo>& models) {
   json out = json::array();
   for (const v1::ModelInfo& model : models) {
-    out.push_back({{"name", model.name()},
-                   {"version", model.version()},
-                   {"device", model.device()},
-                   {"precision", model.precision()},
-                   {"labels", json(std::vector<std::string>(model.labels().begin(),
-                                                            model.labels().end()))}});
+    out.push_back(
+        {{"name", model.name()},
+         {"version", model.version()},
+         {"device", model.device()},
+         {"precision", model.precision()},
+         {"labels", json(std::vector<std::string>(model.labels().begin(), model.labels().end()))}});
   }
   return out;
 }

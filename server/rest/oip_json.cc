@@ -84,8 +84,8 @@ absl::Status ParseInput(const json& object, absl::string_view* binary,
   input->set_name(object.value("name", ""));
   input->set_datatype(object.value("datatype", ""));
   CS_RETURN_IF_ERROR(ParseShape(object.value("shape", json()), input));
-  CS_RETURN_IF_ERROR(ParseParameters(object.value("parameters", json()),
-                                     input->mutable_parameters()));
+  CS_RETURN_IF_ERROR(
+      ParseParameters(object.value("parameters", json()), input->mutable_parameters()));
   auto size = input->parameters().find("binary_data_size");
   if (size == input->parameters().end()) {
     return AppendElements(object.value("data", json::array()), input);
@@ -126,8 +126,8 @@ absl::Status ParseDocument(const json& document, absl::string_view binary, Infer
     if (!document["id"].is_string()) return Invalid("\"id\" must be a string");
     request.set_id(document["id"].get<std::string>());
   }
-  CS_RETURN_IF_ERROR(ParseParameters(document.value("parameters", json()),
-                                     request.mutable_parameters()));
+  CS_RETURN_IF_ERROR(
+      ParseParameters(document.value("parameters", json()), request.mutable_parameters()));
   auto all_binary = request.parameters().find("binary_data_output");
   out->all_outputs_binary =
       all_binary != request.parameters().end() && all_binary->second.bool_param();
@@ -190,9 +190,8 @@ EncodedResponse EncodeInferResponse(const inference::ModelInferResponse& respons
   std::string binary;
   for (int i = 0; i < response.outputs_size(); ++i) {
     const auto& output = response.outputs(i);
-    const std::string& raw = i < response.raw_output_contents_size()
-                                 ? response.raw_output_contents(i)
-                                 : std::string();
+    const std::string& raw =
+        i < response.raw_output_contents_size() ? response.raw_output_contents(i) : std::string();
     json tensor = {{"name", output.name()},
                    {"datatype", output.datatype()},
                    {"shape", std::vector<int64_t>(output.shape().begin(), output.shape().end())}};
@@ -210,7 +209,8 @@ EncodedResponse EncodeInferResponse(const inference::ModelInferResponse& respons
                    {"model_version", response.model_version()},
                    {"outputs", std::move(outputs)}};
   if (!response.id().empty()) document["id"] = response.id();
-  if (!response.parameters().empty()) document["parameters"] = ParametersJson(response.parameters());
+  if (!response.parameters().empty())
+    document["parameters"] = ParametersJson(response.parameters());
   EncodedResponse encoded;
   encoded.body = Dump(document);
   encoded.json_length = encoded.body.size();

@@ -55,9 +55,8 @@ absl::StatusOr<int64_t> IntParam(const httplib::Request& request, const char* na
   if (!request.has_param(name)) return fallback;
   int64_t value = 0;
   if (!absl::SimpleAtoi(request.get_param_value(name), &value) || value < min || value > max) {
-    return absl::InvalidArgumentError(absl::StrCat("query parameter '", name,
-                                                   "' must be an integer in [", min, ", ", max,
-                                                   "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("query parameter '", name, "' must be an integer in [", min, ", ", max, "]"));
   }
   return value;
 }

@@ -33,10 +33,10 @@ void RestFrontEnd::AddRoutes(httplib::Server& routes) {
                                  : "the request was refused (HTTP " + std::to_string(status) +
                                        "); send photos as image/* or multipart/form-data and "
                                        "JSON as application/json";
-    WriteError(absl::Status(status == 404 ? absl::StatusCode::kNotFound
-                                          : absl::StatusCode::kInvalidArgument,
-                            what),
-               0, response);
+    WriteError(
+        absl::Status(
+            status == 404 ? absl::StatusCode::kNotFound : absl::StatusCode::kInvalidArgument, what),
+        0, response);
     response.status = status;
   });
   // A handler that throws (it should not) answers 500 without echoing the exception.
@@ -49,8 +49,7 @@ void RestFrontEnd::AddRoutes(httplib::Server& routes) {
 absl::Time RestFrontEnd::DeadlineFor(const httplib::Request& request) const {
   absl::Duration timeout = options_.request_timeout;
   int64_t asked_ms = 0;
-  if (absl::SimpleAtoi(request.get_header_value("Request-Timeout-Ms"), &asked_ms) &&
-      asked_ms > 0) {
+  if (absl::SimpleAtoi(request.get_header_value("Request-Timeout-Ms"), &asked_ms) && asked_ms > 0) {
     timeout = std::min(timeout, absl::Milliseconds(asked_ms));
   }
   return absl::Now() + timeout;

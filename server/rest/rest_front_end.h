@@ -3,8 +3,9 @@
 // its own:
 //   GET  /v2, /v2/health/live, /v2/health/ready (200 only while SERVING)      Open Inference
 //   GET  /v2/models/{name}[/versions/{v}], .../ready, .../config, .../stats    Protocol REST,
-//   POST /v2/models/{name}[/versions/{v}]/infer                                via InferenceProtocol
-//   POST /v1/predict, /v1/explain   the photo as the body (image/jpeg|png|webp) or as multipart
+//   POST /v2/models/{name}[/versions/{v}]/infer                                via
+//   InferenceProtocol POST /v1/predict, /v1/explain   the photo as the body (image/jpeg|png|webp)
+//   or as multipart
 //                                   field "image"; JSON answers (Explain: or the overlay itself
 //                                   with Accept: image/png or image/jpeg)
 //   POST /v1/cache:clear            admin, as gRPC ClearCache (Authorization: Bearer <token>)

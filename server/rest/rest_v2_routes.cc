@@ -53,18 +53,18 @@ void RestFrontEnd::AddV2Routes(httplib::Server& routes) {
   routes.Get("/v2/health/ready", [this](const Request&, Response& response) {
     Readiness(protocol_->ServerReady(), response);
   });
-  routes.Get(absl::StrCat(kModelPath, "/ready"), [this](const Request& request, Response& response) {
-    Readiness(protocol_->ModelReady(Name(request), Version(request)), response);
-  });
+  routes.Get(absl::StrCat(kModelPath, "/ready"),
+             [this](const Request& request, Response& response) {
+               Readiness(protocol_->ModelReady(Name(request), Version(request)), response);
+             });
   routes.Get(kModelPath, [this](const Request& request, Response& response) {
     inference::ModelMetadataResponse metadata;
     absl::Status status = protocol_->ModelMetadata(Name(request), Version(request), &metadata);
     if (!status.ok()) return Fail(status, response);
     response.set_content(ModelMetadataJson(metadata), kJson);
   });
-  routes.Post(absl::StrCat(kModelPath, "/infer"), [this](const Request& request, Response& response) {
-    Infer(request, response);
-  });
+  routes.Post(absl::StrCat(kModelPath, "/infer"),
+              [this](const Request& request, Response& response) { Infer(request, response); });
 }
 
 void RestFrontEnd::Infer(const httplib::Request& request, httplib::Response& response) {

@@ -45,9 +45,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
   args.insert(args.begin(), binary);
   args.push_back("--address=" + address);
   // A free HTTP port unless the test names one (the default 8000 would collide across tests).
-  if (std::none_of(args.begin(), args.end(), [](const std::string& arg) {
-        return arg.rfind("--http_address", 0) == 0;
-      })) {
+  if (std::none_of(args.begin(), args.end(),
+                   [](const std::string& arg) { return arg.rfind("--http_address", 0) == 0; })) {
     args.push_back("--http_address=127.0.0.1:0");
   }
   std::vector<char*> argv;

@@ -45,10 +45,10 @@ class RouterTest : public ::testing::Test {
       }
       out.set_content(absl::StrCat(request.get_file_value("image").content.size()), "text/plain");
     });
-    router_.routes().Get("/items/(\\d+)", [](const httplib::Request& request,
-                                             httplib::Response& out) {
-      out.set_content(absl::StrCat("item ", request.matches[1].str()), "text/plain");
-    });
+    router_.routes().Get(
+        "/items/(\\d+)", [](const httplib::Request& request, httplib::Response& out) {
+          out.set_content(absl::StrCat("item ", request.matches[1].str()), "text/plain");
+        });
   }
 
   std::unique_ptr<HttpServer> Start(HttpServer::Options options) {
@@ -166,8 +166,8 @@ TEST_F(RouterTest, BodiesInFlightAreBoundedAndTheBudgetComesBack) {
   // The first upload reserves 1000 of 1500 bytes and stalls half-way.
   const int first = Connect(server->port());
   ASSERT_GE(first, 0);
-  const std::string stalled = absl::StrCat("POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\n",
-                                           std::string(500, 'a'));
+  const std::string stalled =
+      absl::StrCat("POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\n", std::string(500, 'a'));
   send(first, stalled.data(), stalled.size(), MSG_NOSIGNAL);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const std::string second = Exchange(
