@@ -1,4 +1,6 @@
-// JPEG: our own marker walk (EXIF orientation, SOF sanity) plus TurboJPEG for everything else.
+// JPEG: our own marker walk (EXIF orientation, Adobe APP14, SOF sanity) plus TurboJPEG for
+// everything else. CMYK and YCCK JPEGs (print and photo workflows, PIL's "CMYK" saves) are decoded
+// to CMYK by libjpeg and converted to RGB here, as PIL's convert("RGB") does.
 #include <turbojpeg.h>
 
 #include <cstddef>
@@ -30,18 +32,32 @@ absl::Status Corrupt(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("corrupt JPEG header: ", what));
 }
 
+// What the marker walk finds beyond ImageInfo.
+struct JpegHeader {
+  ImageInfo info;
+  int components = 0;  // 1 (gray), 3 (YCbCr/RGB) or 4 (CMYK/YCCK)
+  // An Adobe APP14 segment: its writer (Photoshop, libjpeg, PIL) stores CMYK inverted
+  // (0 = full ink).
+  bool adobe = false;
+};
+
+bool IsAdobeSegment(uint8_t marker, absl::string_view segment) {
+  return marker == 0xEE && absl::StartsWith(segment, "Adobe");
+}
+
 // Walks the markers from SOI up to SOS: the size from the frame header (SOF), whose sample
 // precision and colour components are checked here, and the EXIF orientation. libjpeg would find
 // the same frame header; we walk them ourselves because TurboJPEG does not expose APP1 (EXIF), and
 // so that a probe needs no codec.
-absl::StatusOr<ImageInfo> ParseJpegHeader(absl::string_view bytes) {
+absl::StatusOr<JpegHeader> ParseJpegHeader(absl::string_view bytes) {
   const auto* d = reinterpret_cast<const uint8_t*>(bytes.data());
   const size_t n = bytes.size();
   if (n < 3 || d[0] != 0xFF || d[1] != 0xD8) return Corrupt("missing SOI marker");
-  ImageInfo header;
+  JpegHeader parsed;
+  ImageInfo& header = parsed.info;
   header.format = ImageFormat::kJpeg;
   int precision = 0;
-  int components = 0;
+  int& components = parsed.components;
   bool have_sof = false;
   bool have_exif = false;
   size_t pos = 2;
@@ -85,6 +101,8 @@ absl::StatusOr<ImageInfo> ParseJpegHeader(absl::string_view bytes) {
                absl::StartsWith(segment, absl::string_view("Exif\0\0", 6))) {
       header.orientation = ParseExifOrientation(segment.substr(6));
       have_exif = true;  // Only the first Exif APP1 counts, as in PIL.
+    } else if (IsAdobeSegment(marker, segment)) {
+      parsed.adobe = true;
     } else if (marker == 0xDA) {
       if (!have_sof) return Corrupt("scan (SOS) before the frame header (SOF)");
       break;
@@ -100,11 +118,12 @@ absl::StatusOr<ImageInfo> ParseJpegHeader(absl::string_view bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("unsupported JPEG: ", precision, "-bit samples (only 8-bit)"));
   }
-  if (components != 1 && components != 3) {
-    return absl::InvalidArgumentError(absl::StrCat("unsupported JPEG: ", components,
-                                                   " colour components (CMYK is not supported)"));
+  if (components != 1 && components != 3 && components != 4) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported JPEG: ", components,
+                     " colour components (1: gray, 3: colour, 4: CMYK are supported)"));
   }
-  return header;
+  return parsed;
 }
 
 struct TjHandleDeleter {
@@ -140,9 +159,10 @@ absl::StatusOr<TjHandle> NewDecompressor() {
 }
 
 // Cross-checks our header walk against TurboJPEG's own header parse, which also rejects layouts
-// TurboJPEG cannot decode.
-absl::Status CheckTurboJpegHeader(tjhandle handle, absl::string_view bytes,
-                                  const ImageInfo& header) {
+// TurboJPEG cannot decode. Returns TurboJPEG's colour space (TJCS_*).
+absl::StatusOr<int> CheckTurboJpegHeader(tjhandle handle, absl::string_view bytes,
+                                         const JpegHeader& parsed) {
+  const ImageInfo& header = parsed.info;
   int width = 0;
   int height = 0;
   int subsamp = 0;
@@ -156,9 +176,65 @@ absl::Status CheckTurboJpegHeader(tjhandle handle, absl::string_view bytes,
     return Corrupt(absl::StrCat("frame header says ", header.width, "x", header.height,
                                 " but libjpeg read ", width, "x", height));
   }
-  if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
-    return absl::InvalidArgumentError("unsupported JPEG: CMYK colour space");
+  const bool four_components = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+  if (four_components != (parsed.components == 4)) {
+    return Corrupt(absl::StrCat("frame header has ", parsed.components,
+                                " components but libjpeg reads colour space ", colorspace));
   }
+  return colorspace;
+}
+
+// 255 * a * b / 255^2 rounded, in integers: PIL's MULDIV255.
+inline int MulDiv255(int a, int b) {
+  const int t = a * b + 128;
+  return ((t >> 8) + t) >> 8;
+}
+
+// CMYK (as libjpeg returns it) -> RGB, row by row in place of PIL's convert("RGB"):
+// R = (255 - C) * (255 - K) / 255, likewise G from M and B from Y. With `inverted` (Adobe APP14)
+// the stored samples are 255 - C etc., which PIL always assumes.
+void CmykToRgb(const std::vector<uint8_t>& cmyk, bool inverted, std::vector<uint8_t>* rgb) {
+  const size_t pixels = cmyk.size() / 4;
+  rgb->resize(pixels * 3);
+  for (size_t i = 0; i < pixels; ++i) {
+    const uint8_t* in = &cmyk[i * 4];
+    uint8_t* out = &(*rgb)[i * 3];
+    const int k = inverted ? 255 - in[3] : in[3];
+    const int not_k = 255 - k;
+    for (int c = 0; c < 3; ++c) {
+      const int ink = inverted ? 255 - in[c] : in[c];
+      out[c] = static_cast<uint8_t>(not_k - MulDiv255(ink, not_k));
+    }
+  }
+}
+
+// Runs tjDecompress2 into `image` (already sized) as RGB, or for CMYK/YCCK as CMYK converted to
+// RGB. The CMYK buffer lives only for the conversion.
+absl::Status DecompressToRgb(tjhandle handle, absl::string_view bytes, int colorspace, bool adobe,
+                             DecodedImage* image) {
+  // STOPONWARNING: a warning already dooms the image (see TurboJpegError), so stop at the first
+  // one, which also keeps its message. LIMITSCANS caps progressive scans (a CPU-exhaustion vector).
+  // Default DCT and upsampling are the accurate ones, the same as PIL uses.
+  const int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto size = static_cast<unsigned long>(bytes.size());
+  const size_t pixels = static_cast<size_t>(image->width) * image->height;
+  // Passing the scaled size makes TurboJPEG pick exactly the chosen factor (ChooseScalingFactor).
+  if (colorspace != TJCS_CMYK && colorspace != TJCS_YCCK) {
+    image->rgb.resize(pixels * 3);
+    if (tjDecompress2(handle, data, size, image->rgb.data(), image->width,
+                      /*pitch=*/image->width * 3, image->height, TJPF_RGB, flags) != 0) {
+      return TurboJpegError(handle);
+    }
+    return absl::OkStatus();
+  }
+  // libjpeg turns YCCK into CMYK itself; the inversion is ours.
+  std::vector<uint8_t> cmyk(pixels * 4);
+  if (tjDecompress2(handle, data, size, cmyk.data(), image->width, /*pitch=*/image->width * 4,
+                    image->height, TJPF_CMYK, flags) != 0) {
+    return TurboJpegError(handle);
+  }
+  CmykToRgb(cmyk, adobe, &image->rgb);
   return absl::OkStatus();
 }
 
@@ -193,18 +269,19 @@ tjscalingfactor ChooseScalingFactor(int width, int height, int min_shorter_side)
 }  // namespace
 
 absl::StatusOr<ImageInfo> ProbeJpeg(absl::string_view bytes) {
-  CS_ASSIGN_OR_RETURN(const ImageInfo header, ParseJpegHeader(bytes));
+  CS_ASSIGN_OR_RETURN(const JpegHeader parsed, ParseJpegHeader(bytes));
   CS_ASSIGN_OR_RETURN(TjHandle handle, NewDecompressor());
-  CS_RETURN_IF_ERROR(CheckTurboJpegHeader(handle.get(), bytes, header));
-  return header;
+  CS_RETURN_IF_ERROR(CheckTurboJpegHeader(handle.get(), bytes, parsed).status());
+  return parsed.info;
 }
 
 absl::StatusOr<DecodedImage> DecodeJpeg(absl::string_view bytes, const DecodeOptions& options,
                                         int* orientation) {
-  CS_ASSIGN_OR_RETURN(const ImageInfo header, ParseJpegHeader(bytes));
+  CS_ASSIGN_OR_RETURN(const JpegHeader parsed, ParseJpegHeader(bytes));
+  const ImageInfo& header = parsed.info;
   CS_RETURN_IF_ERROR(CheckPixelBudget(header.width, header.height, options.max_pixels));
   CS_ASSIGN_OR_RETURN(TjHandle handle, NewDecompressor());
-  CS_RETURN_IF_ERROR(CheckTurboJpegHeader(handle.get(), bytes, header));
+  CS_ASSIGN_OR_RETURN(const int colorspace, CheckTurboJpegHeader(handle.get(), bytes, parsed));
 
   const tjscalingfactor factor =
       ChooseScalingFactor(header.width, header.height, options.min_shorter_side);
@@ -216,17 +293,7 @@ absl::StatusOr<DecodedImage> DecodeJpeg(absl::string_view bytes, const DecodeOpt
   image.full_height = header.height;
   image.scale_num = factor.num;
   image.scale_denom = factor.denom;
-  image.rgb.resize(static_cast<size_t>(image.width) * image.height * 3);
-  // STOPONWARNING: a warning already dooms the image (see TurboJpegError), so stop at the first
-  // one, which also keeps its message. LIMITSCANS caps progressive scans (a CPU-exhaustion vector).
-  // Default DCT and upsampling are the accurate ones, the same as PIL uses.
-  const int flags = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS;
-  // Passing the scaled size makes TurboJPEG pick exactly `factor` (see ChooseScalingFactor).
-  if (tjDecompress2(handle.get(), reinterpret_cast<const unsigned char*>(bytes.data()),
-                    static_cast<unsigned long>(bytes.size()), image.rgb.data(), image.width,
-                    /*pitch=*/image.width * 3, image.height, TJPF_RGB, flags) != 0) {
-    return TurboJpegError(handle.get());
-  }
+  CS_RETURN_IF_ERROR(DecompressToRgb(handle.get(), bytes, colorspace, parsed.adobe, &image));
   *orientation = header.orientation;
   return image;
 }

@@ -202,21 +202,49 @@ TEST(DecodeJpegTest, ProgressiveJpeg) {
   EXPECT_TRUE(ColourNear(decoded, 48, 36, kGray, 8));
 }
 
-TEST(DecodeJpegTest, CmykIsUnsupported) {
-  // tjCompress2 from CMYK pixels writes a 4-component (YCCK) JPEG.
-  std::vector<uint8_t> cmyk(16 * 16 * 4, 100);
-  tjhandle handle = tjInitCompress();
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  ASSERT_EQ(tjCompress2(handle, cmyk.data(), 16, 16 * 4, 16, TJPF_CMYK, &buffer, &size, TJSAMP_444,
-                        90, 0),
-            0);
-  const std::string jpeg(reinterpret_cast<char*>(buffer), size);
-  tjFree(buffer);
-  tjDestroy(handle);
-  absl::StatusOr<DecodedImage> decoded = DecodeImage(jpeg, {});
-  ASSERT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(decoded.status().message(), HasSubstr("CMYK"));
+// tjCompress2 from CMYK pixels writes a 4-component YCCK JPEG with an Adobe APP14 segment; the
+// samples are stored as given, i.e. read as inverted (255 = no ink), as Photoshop and PIL do.
+// Left half: no ink (white); right half: full cyan (0, 255, 255).
+std::string YcckJpeg(int width, int height) {
+  std::vector<uint8_t> stored(static_cast<size_t>(width) * height * 4, 255);
+  for (int y = 0; y < height; ++y) {
+    for (int x = width / 2; x < width; ++x) stored[(static_cast<size_t>(y) * width + x) * 4] = 0;
+  }
+  return test_images::EncodeJpegCmyk(width, height, stored, 95, TJSAMP_444);
+}
+
+TEST(DecodeJpegTest, YcckAdobeJpegDecodesToRgb) {
+  const std::string jpeg = YcckJpeg(32, 16);
+  ASSERT_FALSE(jpeg.empty());
+  const DecodedImage decoded = DecodeOrDie(jpeg);
+  ASSERT_EQ(decoded.width, 32);
+  ASSERT_EQ(decoded.height, 16);
+  constexpr uint8_t kWhite[3] = {255, 255, 255};
+  constexpr uint8_t kCyan[3] = {0, 255, 255};
+  EXPECT_TRUE(ColourNear(decoded, 4, 8, kWhite, 4));
+  EXPECT_TRUE(ColourNear(decoded, 28, 8, kCyan, 4));
+  // The same at a DCT scale and in a probe.
+  DecodeOptions half;
+  half.min_shorter_side = 8;
+  absl::StatusOr<DecodedImage> scaled = DecodeImage(jpeg, half);
+  ASSERT_TRUE(scaled.ok()) << scaled.status();
+  EXPECT_EQ(scaled->width, 16);
+  EXPECT_TRUE(ColourNear(*scaled, 14, 4, kCyan, 4));
+  absl::StatusOr<ImageInfo> info = ProbeImage(jpeg);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->width, 32);
+}
+
+TEST(DecodeJpegTest, CmykJpegKeepsExifOrientation) {
+  // Orientation 6: rotate 90 degrees clockwise for display; white (left) ends on top.
+  const std::string jpeg = AddExifOrientation(YcckJpeg(32, 16), 6, /*big_endian=*/false);
+  const DecodedImage decoded = DecodeOrDie(jpeg);
+  ASSERT_EQ(decoded.width, 16);
+  ASSERT_EQ(decoded.height, 32);
+  constexpr uint8_t kWhite[3] = {255, 255, 255};
+  constexpr uint8_t kCyan[3] = {0, 255, 255};
+  EXPECT_TRUE(ColourNear(decoded, 8, 4, kWhite, 4));
+  EXPECT_TRUE(ColourNear(decoded, 8, 28, kCyan, 4));
 }
 
 // ---------------------------------------------------------------------------------------------

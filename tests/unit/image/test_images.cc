@@ -102,6 +102,23 @@ std::string EncodeJpeg(const Rgb& image, int quality, int subsampling) {
   return jpeg;
 }
 
+std::string EncodeJpegCmyk(int width, int height, const std::vector<uint8_t>& stored_cmyk,
+                           int quality, int subsampling) {
+  if (stored_cmyk.size() != static_cast<size_t>(width) * height * 4) Die("CMYK buffer size");
+  tjhandle handle = tjInitCompress();
+  if (handle == nullptr) Die("tjInitCompress");
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  if (tjCompress2(handle, stored_cmyk.data(), width, width * 4, height, TJPF_CMYK, &buffer, &size,
+                  subsampling, quality, TJFLAG_ACCURATEDCT) != 0) {
+    Die(std::string("tjCompress2: ") + tjGetErrorStr2(handle));
+  }
+  std::string jpeg(reinterpret_cast<char*>(buffer), size);
+  tjFree(buffer);
+  tjDestroy(handle);
+  return jpeg;
+}
+
 std::string AddExifOrientation(const std::string& jpeg, int orientation, bool big_endian) {
   const bool be = big_endian;
   std::string tiff = be ? "MM" : "II";

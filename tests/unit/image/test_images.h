@@ -26,6 +26,11 @@ Rgb GradientImage(int width, int height);
 
 // TurboJPEG tjCompress2. `subsampling` is a TJSAMP_* value.
 std::string EncodeJpeg(const Rgb& image, int quality, int subsampling);
+// TurboJPEG tjCompress2 from CMYK pixels: a 4-component YCCK JPEG with an Adobe APP14 segment.
+// The samples are stored as given, so readers (PIL, this server) take them as inverted Adobe CMYK:
+// 255 = no ink.
+std::string EncodeJpegCmyk(int width, int height, const std::vector<uint8_t>& stored_cmyk,
+                           int quality, int subsampling);
 // Inserts an APP1 Exif segment carrying `orientation` right after SOI, in a TIFF structure of the
 // given byte order, with a few unrelated IFD0 entries before the Orientation one.
 std::string AddExifOrientation(const std::string& jpeg, int orientation, bool big_endian);
