@@ -21,6 +21,20 @@ constexpr std::pair<const char*, v1::ExplainMethod> kMethods[] = {
 constexpr std::pair<const char*, v1::Colormap> kColormaps[] = {
     {"jet", v1::COLORMAP_JET}, {"turbo", v1::COLORMAP_TURBO}, {"viridis", v1::COLORMAP_VIRIDIS}};
 
+// The value named `name` (any case) in `table`; false if none.
+template <typename Enum, size_t N>
+bool FindByName(absl::string_view name, const std::pair<const char*, Enum> (&table)[N],
+                Enum* value) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  for (const auto& [known, candidate] : table) {
+    if (lower == known) {
+      *value = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
 json PredictionJson(const v1::Prediction& prediction) {
   return {{"class_index", prediction.class_index()},
           {"label", prediction.label()},
@@ -157,25 +171,11 @@ json ClearCacheJson(const v1::ClearCacheResponse& response) {
 }
 
 bool ParseExplainMethod(absl::string_view name, v1::ExplainMethod* method) {
-  const std::string lower = absl::AsciiStrToLower(name);
-  for (const auto& [known, value] : kMethods) {
-    if (lower == known) {
-      *method = value;
-      return true;
-    }
-  }
-  return false;
+  return FindByName(name, kMethods, method);
 }
 
 bool ParseColormap(absl::string_view name, v1::Colormap* colormap) {
-  const std::string lower = absl::AsciiStrToLower(name);
-  for (const auto& [known, value] : kColormaps) {
-    if (lower == known) {
-      *colormap = value;
-      return true;
-    }
-  }
-  return false;
+  return FindByName(name, kColormaps, colormap);
 }
 
 }  // namespace cropshield::rest

@@ -138,9 +138,10 @@ void RestFrontEnd::Predict(const httplib::Request& request, httplib::Response& r
     return FailRequest(read, response);
   }
   v1::PredictResponse answer;
-  WaitingResponder responder(DeadlineFor(request));
-  core_->Predict(call, &answer, &responder);
-  if (absl::Status done = responder.Wait(); !done.ok()) return Fail(done, response);
+  absl::Status done = CallAndWait(DeadlineFor(request), [&](core::Responder* responder) {
+    core_->Predict(call, &answer, responder);
+  });
+  if (!done.ok()) return Fail(done, response);
   response.set_content(Dump(PredictJson(answer)), kJson);
 }
 
@@ -152,9 +153,10 @@ void RestFrontEnd::Explain(const httplib::Request& request, httplib::Response& r
     return FailRequest(read, response);
   }
   v1::ExplainResponse answer;
-  WaitingResponder responder(DeadlineFor(request));
-  core_->Explain(call, &answer, &responder);
-  if (absl::Status done = responder.Wait(); !done.ok()) return Fail(done, response);
+  absl::Status done = CallAndWait(DeadlineFor(request), [&](core::Responder* responder) {
+    core_->Explain(call, &answer, responder);
+  });
+  if (!done.ok()) return Fail(done, response);
   const char* type = overlay->encoding == v1::IMAGE_ENCODING_PNG ? "image/png" : "image/jpeg";
   if (overlay->image_body) {
     response.set_header("X-Cached", answer.cached() ? "true" : "false");
@@ -171,17 +173,19 @@ void RestFrontEnd::ClearCache(const httplib::Request& request, httplib::Response
     return FailRequest(read, response);
   }
   v1::ClearCacheResponse answer;
-  WaitingResponder responder(DeadlineFor(request));
-  core_->ClearCache(call, CallerOf(request), &answer, &responder);
-  if (absl::Status done = responder.Wait(); !done.ok()) return Fail(done, response);
+  absl::Status done = CallAndWait(DeadlineFor(request), [&](core::Responder* responder) {
+    core_->ClearCache(call, CallerOf(request), &answer, responder);
+  });
+  if (!done.ok()) return Fail(done, response);
   response.set_content(Dump(ClearCacheJson(answer)), kJson);
 }
 
 void RestFrontEnd::Stats(const httplib::Request& request, httplib::Response& response) {
   v1::StatsResponse answer;
-  WaitingResponder responder(DeadlineFor(request));
-  core_->Stats(CallerOf(request), &answer, &responder);
-  if (absl::Status done = responder.Wait(); !done.ok()) return Fail(done, response);
+  absl::Status done = CallAndWait(DeadlineFor(request), [&](core::Responder* responder) {
+    core_->Stats(CallerOf(request), &answer, responder);
+  });
+  if (!done.ok()) return Fail(done, response);
   response.set_content(Dump(StatsJson(answer)), kJson);
 }
 

@@ -37,6 +37,15 @@ class WaitingResponder : public core::Responder {
   std::vector<ByteBudget::Reservation> held_ ABSL_GUARDED_BY(mu_);
 };
 
+// Runs one core call on this thread: `start` hands it to the core with the responder it is given;
+// returns the call's status once the core has finished it.
+template <typename Start>
+absl::Status CallAndWait(absl::Time deadline, Start start) {
+  WaitingResponder responder(deadline);
+  start(&responder);
+  return responder.Wait();
+}
+
 }  // namespace cropshield::rest
 
 #endif  // CROPSHIELD_SERVER_REST_WAITING_RESPONDER_H_
