@@ -2,7 +2,7 @@
 serialized FileDescriptorSet (read at import time by cropshield.v1.cropshield_pb2) and the generated
 type stub (cropshield_pb2.pyi) into the wheel. Metadata lives in pyproject.toml.
 
-protoc: $PROTOC, else `protoc` on PATH. Protos: $CROPSHIELD_PROTO_DIR, else ./proto (an unpacked
+protoc: $PROTOC, else `protoc` on PATH. Protos: $CROPSHIELD_PROTO_DIR (an absolute path), else ./proto (an unpacked
 sdist), else ../../proto (this directory inside the CropShield Serve tree)."""
 
 import os

@@ -25,7 +25,7 @@ if [[ -z "$wheel" ]]; then
   wheel=$(ls "$work"/dist/cropshield_client-*.whl)
 fi
 echo "wheel: $wheel"
-unzip -l "$wheel" | grep -E 'cropshield_pb2\.pyi|cropshield\.binpb|py\.typed'
+"$python" -m zipfile -l "$wheel" | grep -E 'cropshield_pb2\.pyi|cropshield\.binpb|py\.typed'
 
 if "$python" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
   "$python" -m pip install --quiet --no-index --no-deps --target "$work/site" "$wheel"
