@@ -78,7 +78,8 @@ def channel_options(settings: Settings) -> ChannelOptions:
     ]
     if settings.server_name:
         options.append(("grpc.ssl_target_name_override", settings.server_name))
-    return options + list(settings.options)
+    overridden = {key for key, _ in settings.options}  # the caller's options replace these
+    return [option for option in options if option[0] not in overridden] + list(settings.options)
 
 
 def credentials(settings: Settings) -> Optional[grpc.ChannelCredentials]:

@@ -17,7 +17,7 @@ def model_spec(name: Optional[str], version: Optional[int]) -> pb.ModelSpec:
     return pb.ModelSpec(name=name or "", version=version or 0)
 
 
-def enum_value(enum: Any, prefix: str, value: Union[str, int]) -> int:
+def enum_value(enum: Any, prefix: str, value: Union[str, int]) -> Any:
     """An enum number from its number, its full name or its short name (case-insensitive)."""
     if isinstance(value, int):
         return value
