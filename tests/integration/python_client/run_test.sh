@@ -12,6 +12,7 @@ set -euo pipefail
 src=$(cd "${1:?source dir}" && pwd)
 server=$(readlink -f "${2:?server binary}")
 python=${3:-python3}
+[[ -x "$server" ]] || { echo "run_test.sh: no server binary at $server" >&2; exit 1; }
 work=$(mktemp -d /tmp/cropshield_pyclient.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
