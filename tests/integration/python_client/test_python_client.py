@@ -203,6 +203,11 @@ class RealServerTest(unittest.TestCase):
                 self.assertIn(caught.exception.code(),
                               (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED))
 
+    def test_reload_model_with_the_token(self) -> None:
+        response = self.client.reload_model()  # the newest version is already serving
+        self.assertFalse(response.reloaded)
+        self.assertEqual((response.current.name, response.current.version), ("cropshield-demo", 1))
+
     def test_bad_photo_raises_invalid_argument_once(self) -> None:
         before = rpc_errors(self.client.stats(), "Predict", "INVALID_ARGUMENT")
         with self.assertRaises(grpc.RpcError) as caught:
