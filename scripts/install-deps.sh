@@ -14,8 +14,9 @@ build_packages=(
   procps curl openssl clang libclang-rt-14-dev
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev libcli11-dev
 )
-# The web page's browser test.
-test_packages=(chromium chromium-driver python3-selenium)
+# Only the tests need these: the web page's browser test; building the Python client wheel offline.
+test_packages=(chromium chromium-driver python3-selenium python3-pip python3-setuptools python3-wheel
+  python3-venv)
 [[ "${1:-}" == "--tests" ]] && build_packages+=("${test_packages[@]}")
 
 missing=()
