@@ -14,7 +14,8 @@ JSON) and checks that:
     passes exists in the real server's --helpfull;
   * HEALTHCHECK runs cropshield-healthcheck, which runtime.sh installs from healthcheck.sh, and the
     `cropshield health` flags that script uses exist in the real CLI's --helpfull;
-  * EXPOSE lists the ports of the server's --address and --metrics_address (ENTRYPOINT or defaults);
+  * EXPOSE lists the ports of the server's --address, --metrics_address and --http_address
+    (ENTRYPOINT or defaults; an empty address listens on nothing);
   * LABEL org.opencontainers.image.ref.name is cropshield-serve:<project version>-<cpu|cuda>
     (the image names deploy/k8s uses; validate_manifests.py checks those against this label).
 With --installed-root DIR (a `build.sh --destdir` + `runtime.sh` tree, see docker_steps_test.sh), the
@@ -340,7 +341,7 @@ def check_dockerfile(path, root, server_flags, cli_flags, installed_root=None):
     exposed = set()
     for ins in by_kw.get("EXPOSE", []):
         exposed.update(int(p.split("/")[0]) for p in ins.value.split())
-    for flag in ("address", "metrics_address"):
+    for flag in ("address", "metrics_address", "http_address"):
         address = given.get(flag, unquote_default(server_flags.get(flag, '""')))
         if address and port_of(address) not in exposed:
             err(final.line, f"EXPOSE does not list port {port_of(address)} of --{flag}={address}")

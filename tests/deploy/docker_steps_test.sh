@@ -7,8 +7,10 @@
 #     system user (as root), installs the health check and lays out the baked model directory;
 #  3. check_dockerfiles.py checks both Dockerfiles against this installed tree;
 #  4. the installed server is started as that non-root user (setpriv) on the baked model layout, the
-#     image's HEALTHCHECK script must report SERVING, the liveness path /healthz must answer; after
-#     SIGTERM it must report NOT_SERVING during --drain_delay_ms and then exit with status 0.
+#     image's HEALTHCHECK script must report SERVING, the liveness path /healthz must answer and the
+#     readiness path of deploy/k8s (GET /v2/health/ready on the HTTP/REST port) must answer 200; after
+#     SIGTERM it must report NOT_SERVING (readiness 503) during --drain_delay_ms and then exit with
+#     status 0.
 # usage: docker_steps_test.sh BUILD_DIR [PYTHON]
 set -euo pipefail
 build_dir=$(cd "$1" && pwd)
@@ -89,7 +91,11 @@ out=$(CROPSHIELD_HEALTH_TARGET=127.0.0.1:$port "${as_user[@]}" "$root$prefix/bin
 metrics_port=$(sed -n 's/.*metrics listening on port \([0-9]*\).*/\1/p' "$work/run/server.log" | head -1)
 [[ -n $metrics_port ]] || fail "no 'metrics listening on port' in the log"
 [[ $(curl -fsS "http://127.0.0.1:$metrics_port/healthz") == ok ]] || fail "/healthz did not answer ok"
-echo "healthcheck: $out; /healthz ok; server uid $server_uid"
+http_port=$(sed -n 's/.*http listening on port \([0-9]*\).*/\1/p' "$work/run/server.log" | head -1)
+[[ -n $http_port ]] || fail "no 'http listening on port' in the log"
+ready() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/v2/health/ready"; }
+[[ $(ready) == 200 ]] || fail "GET /v2/health/ready (the k8s readiness probe) answered $(ready), not 200"
+echo "healthcheck: $out; /healthz ok; /v2/health/ready 200; server uid $server_uid"
 
 echo "== SIGTERM: drain (health NOT_SERVING while still answering), then exit 0"
 kill -TERM "$server_pid"
@@ -97,7 +103,9 @@ sleep 0.5
 out=$(CROPSHIELD_HEALTH_TARGET=127.0.0.1:$port "$root$prefix/bin/cropshield-healthcheck" 2>&1) &&
   fail "healthcheck passed during the drain: $out"
 [[ $out == NOT_SERVING ]] || fail "during the drain the healthcheck printed '$out', expected NOT_SERVING"
-echo "during --drain_delay_ms: $out"
+code=$(ready)
+[[ $code == 503 ]] || fail "during the drain GET /v2/health/ready answered $code, expected 503"
+echo "during --drain_delay_ms: $out, /v2/health/ready $code"
 status=0
 wait "$server_pid" || status=$?
 server_pid=

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Renders deploy/k8s (base and every overlay) without kubectl and checks it against the real server.
+"""Renders deploy/k8s (base and every overlay) without kubectl and checks it, and deploy/kserve,
+against the real server.
 
 Rendering is the subset of kustomize the manifests use: resources (files and directories),
 configMapGenerator (files, literals; behavior create/replace/merge), patches (strategic merge by
-kind + name; lists of containers/volumes/env by name, ports by containerPort, volumeMounts by
-mountPath, other lists replaced; null deletes a key), images (newName/newTag/digest) and namespace.
+kind + name; lists of containers/volumes/env by name, ports by containerPort (a Service's by port),
+volumeMounts by mountPath, other lists replaced; null deletes a key), images (newName/newTag/digest)
+and namespace.
 Any other kustomization field is an error, so the renderer cannot silently diverge from kustomize.
 
 Checks on every rendered variant:
@@ -14,9 +16,12 @@ Checks on every rendered variant:
     its flags (args plus --flagfile, resolved through the volume mount to the generated ConfigMap)
     are all flags of the real `cropshield-server --helpfull`, and each value parses for the flag's
     type (inferred from its default) and is accepted by the real binary's flag parser;
-  * container ports named grpc and metrics are the ports of --address and --metrics_address (flag or
-    default); probes use those ports (grpc probes on the gRPC port, httpGet on /healthz of the
-    metrics port, exec probes `cropshield health` with real CLI flags);
+  * container ports named grpc, metrics and http are the ports of --address, --metrics_address and
+    --http_address (flag or default; no http port when --http_address is empty); probes use those
+    ports (grpc probes on the gRPC port, httpGet on a GET route of the metrics port or of the
+    HTTP/REST port with the scheme that port speaks, exec probes `cropshield health` with real CLI
+    flags); where the HTTP/REST port is plaintext, readiness is httpGet /v2/health/ready on the
+    named port http; no httpGet on an HTTP/REST port that requires client certificates;
   * terminationGracePeriodSeconds >= preStop sleep + --drain_delay_ms + --shutdown_grace_ms;
   * the image is the one the Dockerfile of that variant is tagged (ref.name label): cpu for base,
     cuda for overlays whose flags say --device=cuda, which must also request nvidia.com/gpu;
@@ -24,10 +29,12 @@ Checks on every rendered variant:
     escalation, a writable /tmp;
   * admin: --admin_token_file is a file of a mounted Secret that is required (not optional: true;
     not the CROPSHIELD_ADMIN_TOKEN environment variable); --admin_trust_loopback is not true;
-  * a NetworkPolicy selects the pods for Ingress, admits the gRPC port, and admits the metrics port
-    only from selected sources (every rule that opens it has a `from` with label selectors);
+  * a NetworkPolicy selects the pods for Ingress, admits the gRPC and HTTP/REST ports, and admits
+    the metrics port only from selected sources (every rule that opens it has a `from` with label
+    selectors);
   * every Service's selector matches the pod labels and its targetPorts exist on the container;
-    a headless Service (clusterIP: None) exposes the gRPC port;
+    a headless Service (clusterIP: None) exposes the gRPC port; a ClusterIP Service has a port
+    named http that reaches the HTTP/REST port;
   * the ServiceMonitor selects exactly one Service, scrapes a port name of that Service at /metrics,
     and its jobLabel gives the job name deploy/prometheus uses;
   * the PrometheusRule's spec.groups are exactly deploy/prometheus/alerts.yml's groups;
@@ -36,10 +43,20 @@ Checks on every rendered variant:
     server requires one (--tls_client_ca); no TLS probe against a plaintext port;
   * the PodDisruptionBudget selects the pods; the HPA targets the Deployment, and any Pods/Object
     metric it uses is a metric family the server exports (server/metrics sources).
+Checks on deploy/kserve (every *.yaml):
+  * kinds are ServingRuntime/ClusterServingRuntime (serving.kserve.io/v1alpha1) and
+    InferenceService (serving.kserve.io/v1beta1);
+  * the runtime's kserve-container: command = the image's ENTRYPOINT binary, image = the Dockerfile
+    tag, args are --flag=value flags of the real server that its parser accepts, --model is
+    /mnt/models (the storage initializer's directory), --http_address is on; protocolVersions hold
+    v2 and grpc-v2; readiness is httpGet /v2/health/ready on the HTTP/REST port;
+  * each InferenceService names a runtime of the directory, a modelFormat it supports and a
+    protocolVersion it lists, has a storageUri, and exposes exactly one port (Knative): h2c = the
+    port of --address for grpc-v2, http1 = the port of --http_address for REST.
 With --kubectl, also renders with `kubectl kustomize` and compares (by hand only: CI has no kubectl).
 
 usage: validate_manifests.py --server BUILD/server/cropshield-server --cli BUILD/client/cropshield
-                             [--root REPO] [--k8s DIR] [--kubectl]
+                             [--root REPO] [--k8s DIR] [--kserve DIR] [--kubectl]
 """
 import argparse
 import copy
@@ -63,6 +80,9 @@ MERGE_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name",
               "envFrom": None, "ports": "containerPort", "volumeMounts": "mountPath",
               "imagePullSecrets": "name"}
 SERVER_CONTAINER = "server"
+READY_PATH = "/v2/health/ready"
+# Services the server's grpc.health.v1 answers for ("" is the whole server).
+GRPC_HEALTH_SERVICES = ("cropshield.v1.CropShieldService", "inference.GRPCInferenceService")
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
@@ -97,6 +117,8 @@ def strategic_merge(base, patch, key=None):
         return out
     if isinstance(base, list) and isinstance(patch, list) and MERGE_KEYS.get(key):
         merge_key = MERGE_KEYS[key]
+        if key == "ports" and not any(isinstance(i, dict) and "containerPort" in i for i in base + patch):
+            merge_key = "port"  # a Service's ports (ServicePort's patch merge key)
         out = [copy.deepcopy(item) for item in base]
         added = []  # items only the patch has go first, as kustomize orders them
         for item in patch:
@@ -268,6 +290,25 @@ def server_metric_families(root):
     return names
 
 
+GET_ROUTE = re.compile(r'routes\.Get\(\s*"(/[A-Za-z0-9_/.:-]*)"')
+
+
+def get_routes(files):
+    """Literal GET routes (cpp-httplib `routes.Get("/path", ...)`) of these sources: the paths an
+    httpGet probe can ask for."""
+    paths = set()
+    for path in files:
+        with open(path) as f:
+            paths.update(GET_ROUTE.findall(f.read()))
+    return paths
+
+
+def rest_probe_paths(root):
+    """GET routes of the HTTP/REST port (server/rest/*_routes.cc)."""
+    rest_dir = os.path.join(root, "server", "rest")
+    return get_routes(os.path.join(rest_dir, n) for n in sorted(os.listdir(rest_dir)) if n.endswith("_routes.cc"))
+
+
 def prometheus_job_name(root):
     with open(os.path.join(root, "deploy", "prometheus", "prometheus.yml")) as f:
         config = yaml.safe_load(f)
@@ -414,9 +455,10 @@ def open_peers(rule):
     return out
 
 
-def network_policy_problems(resources, container, pod_labels, grpc_port, metrics_port):
+def network_policy_problems(resources, container, pod_labels, grpc_port, metrics_port, http_port=None):
     """Ingress NetworkPolicies that select the server pods (their rules add up) must admit the gRPC
-    port and admit the metrics port only from selected sources (monitoring)."""
+    port (and the HTTP/REST port when it is on) and admit the metrics port only from selected
+    sources (monitoring)."""
     policies = [r for r in resources if r.get("kind") == "NetworkPolicy"
                 and selector_matches(r.get("spec", {}).get("podSelector") or {}, pod_labels)
                 and "Ingress" in r["spec"].get("policyTypes", ["Ingress"])]
@@ -427,6 +469,9 @@ def network_policy_problems(resources, container, pod_labels, grpc_port, metrics
     problems = []
     if grpc_port is not None and not any(rule_allows_port(r, grpc_port, container) for _, r in rules):
         problems.append(f"NetworkPolicy: no ingress rule admits the gRPC port {grpc_port}")
+    if http_port is not None and not any(rule_allows_port(r, http_port, container) for _, r in rules):
+        problems.append(f"NetworkPolicy: no ingress rule admits the HTTP/REST port {http_port} "
+                        "(REST clients and the readiness probe)")
     if metrics_port is None:
         return problems
     metrics_rules = [(n, r) for n, r in rules if rule_allows_port(r, metrics_port, container)]
@@ -545,7 +590,7 @@ def validate(variant, resources, ctx):
 
     # Ports and probes.
     ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
-    grpc_port = metrics_port = None
+    grpc_port = metrics_port = http_port = None
     for flag, port_name in (("address", "grpc"), ("metrics_address", "metrics")):
         address = flag_value(flag)
         if not address:
@@ -558,6 +603,19 @@ def validate(variant, resources, ctx):
             grpc_port = want
         else:
             metrics_port = want
+    # The HTTP/REST port: on by default (--http_address 0.0.0.0:8000); empty disables it.
+    http_address = flag_value("http_address")
+    if http_address:
+        http_port = check_dockerfiles.port_of(http_address)
+        if ports.get("http") != http_port:
+            err(f"container port http is {ports.get('http')}, but --http_address={http_address} "
+                f"listens on {http_port}")
+    elif "http" in ports:
+        err(f"container port http {ports['http']} but --http_address is empty (the HTTP/REST port is off)")
+    # The HTTP/REST port speaks TLS with --tls_cert unless --http_plaintext_with_tls.
+    http_tls = bool(flag_value("tls_cert")) and (flag_value("http_plaintext_with_tls") or "false").lower() \
+        not in TRUE_BOOLS
+    http_mutual_tls = http_tls and bool(flag_value("tls_client_ca"))
     for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
         probe = container.get(probe_name)
         if probe is None:
@@ -567,13 +625,31 @@ def validate(variant, resources, ctx):
         if "grpc" in probe:
             if resolve_port(container, probe["grpc"].get("port")) != grpc_port:
                 err(f"{probe_name}: grpc probe on port {probe['grpc'].get('port')}, the gRPC port is {grpc_port}")
-            if probe["grpc"].get("service") not in (None, "", "cropshield.v1.CropShieldService"):
+            if probe["grpc"].get("service") not in (None, "", *GRPC_HEALTH_SERVICES):
                 err(f"{probe_name}: grpc health service {probe['grpc']['service']!r} is not registered by the server")
         elif "httpGet" in probe:
-            if resolve_port(container, probe["httpGet"].get("port")) != metrics_port:
-                err(f"{probe_name}: httpGet on port {probe['httpGet'].get('port')}, the metrics port is {metrics_port}")
-            if probe["httpGet"].get("path") not in ctx["http_paths"]:
-                err(f"{probe_name}: httpGet path {probe['httpGet'].get('path')} is not served by the metrics endpoint")
+            get = probe["httpGet"]
+            target = resolve_port(container, get.get("port"))
+            scheme = get.get("scheme", "HTTP")
+            if target == metrics_port:
+                if get.get("path") not in ctx["http_paths"]:
+                    err(f"{probe_name}: httpGet path {get.get('path')} is not served by the metrics endpoint")
+                if scheme != "HTTP":
+                    err(f"{probe_name}: httpGet scheme {scheme} on the metrics port (plain HTTP)")
+            elif http_port is not None and target == http_port:
+                if get.get("path") not in ctx["rest_probe_paths"]:
+                    err(f"{probe_name}: httpGet path {get.get('path')} is not a GET route of the HTTP/REST "
+                        f"port ({sorted(ctx['rest_probe_paths'])})")
+                if http_mutual_tls:
+                    err(f"{probe_name}: httpGet on the HTTP/REST port, which requires client certificates "
+                        "(--tls_cert with --tls_client_ca): kubelet httpGet probes present none; use an "
+                        "exec probe `cropshield health` with TLS flags")
+                elif scheme != ("HTTPS" if http_tls else "HTTP"):
+                    err(f"{probe_name}: httpGet scheme {scheme}, but the HTTP/REST port speaks "
+                        f"{'HTTPS (--tls_cert)' if http_tls else 'plain HTTP'}")
+            else:
+                err(f"{probe_name}: httpGet on port {get.get('port')}, neither the metrics port {metrics_port} "
+                    f"nor the HTTP/REST port {http_port}")
         elif "exec" in probe:
             argv = probe["exec"].get("command", [])
             if not argv or os.path.basename(argv[0]) not in ("cropshield", "cropshield-healthcheck"):
@@ -588,6 +664,14 @@ def validate(variant, resources, ctx):
                         err(f"{probe_name}: --target={value} is not the gRPC port {grpc_port}")
         else:
             err(f"{probe_name}: neither grpc, httpGet nor exec")
+    # Readiness where the HTTP/REST port is plaintext: GET /v2/health/ready on the named port `http`
+    # (200 only while SERVING), the endpoint HTTP load balancers and KServe read as well.
+    readiness = container.get("readinessProbe") or {}
+    if http_port is not None and not http_tls:
+        get = readiness.get("httpGet")
+        if not get or get.get("port") != "http" or get.get("path") != READY_PATH:
+            err(f"readinessProbe: the HTTP/REST port is plaintext, so readiness is httpGet {READY_PATH} "
+                f"on the named port http (got {readiness})")
 
     # TLS: with --tls_cert the gRPC port is TLS-only, and kubelet's grpc probes speak plaintext.
     def secret_volume_holding(path):
@@ -653,7 +737,7 @@ def validate(variant, resources, ctx):
 
     # NetworkPolicy: gRPC open to clients, metrics only to monitoring.
     errors += [f"{variant}: {e}" for e in network_policy_problems(resources, container, pod_labels,
-                                                                  grpc_port, metrics_port)]
+                                                                  grpc_port, metrics_port, http_port)]
 
     # Services.
     services = [r for r in resources if r.get("kind") == "Service"]
@@ -673,6 +757,14 @@ def validate(variant, resources, ctx):
             if not any(resolve_port(container, p.get("targetPort", p.get("port"))) == grpc_port
                        for p in svc["spec"].get("ports", [])):
                 err(f"headless Service {sname} does not expose the gRPC port {grpc_port}")
+        elif http_port is not None:
+            # The ClusterIP Service carries HTTP/REST: a port named http that reaches --http_address.
+            http_sp = next((p for p in svc["spec"].get("ports", []) if p.get("name") == "http"), None)
+            if http_sp is None:
+                err(f"Service {sname}: no port named http for the HTTP/REST port {http_port}")
+            elif resolve_port(container, http_sp.get("targetPort", http_sp.get("port"))) != http_port:
+                err(f"Service {sname}: port http targets {http_sp.get('targetPort', http_sp.get('port'))}, "
+                    f"not the HTTP/REST port {http_port} (--http_address={http_address})")
 
     # ServiceMonitor.
     monitors = [r for r in resources if r.get("kind") == "ServiceMonitor"]
@@ -748,6 +840,183 @@ def validate(variant, resources, ctx):
     return errors
 
 
+# ---------------------------------------------------------------------------------------------
+# KServe (deploy/kserve)
+
+KSERVE_API_VERSIONS = {"ServingRuntime": "serving.kserve.io/v1alpha1",
+                       "ClusterServingRuntime": "serving.kserve.io/v1alpha1",
+                       "InferenceService": "serving.kserve.io/v1beta1"}
+KSERVE_PROTOCOLS = {"v1", "v2", "grpc-v1", "grpc-v2"}
+KSERVE_CONTAINER = "kserve-container"
+KSERVE_MODEL_DIR = "/mnt/models"  # where KServe's storage initializer puts storageUri
+# Knative's port names: h2c (HTTP/2 cleartext: gRPC) and http1.
+KNATIVE_PORT_FLAGS = {"h2c": "address", "http1": "http_address"}
+
+
+def kserve_problems(kserve_dir, ctx):
+    """ServingRuntime(s) and InferenceService(s) of deploy/kserve against the real server."""
+    problems = []
+    docs = []
+    for name in sorted(os.listdir(kserve_dir)):
+        if name.endswith((".yaml", ".yml")):
+            try:
+                docs += [(name, d) for d in load_yaml_docs(os.path.join(kserve_dir, name))]
+            except RenderError as e:
+                problems.append(str(e))
+    runtimes, services = {}, []
+    for fname, doc in docs:
+        kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
+        where = f"{fname}: {kind}/{name}"
+        if kind not in KSERVE_API_VERSIONS:
+            problems.append(f"{where}: kind {kind!r} is not one of {sorted(KSERVE_API_VERSIONS)}")
+            continue
+        if doc.get("apiVersion") != KSERVE_API_VERSIONS[kind]:
+            problems.append(f"{where}: apiVersion {doc.get('apiVersion')!r}, {kind} is "
+                            f"{KSERVE_API_VERSIONS[kind]}")
+        if not name:
+            problems.append(f"{fname}: {kind} without metadata.name")
+            continue
+        if kind == "InferenceService":
+            services.append((where, doc))
+        else:
+            runtimes[name] = (where, doc)
+    if not runtimes:
+        problems.append("no ServingRuntime or ClusterServingRuntime")
+    if not services:
+        problems.append("no InferenceService")
+
+    runtime_info = {}
+    for name, (where, rt) in runtimes.items():
+        def err(message):
+            problems.append(f"{where}: {message}")
+        spec = rt.get("spec") or {}
+        protocols = spec.get("protocolVersions") or []
+        for protocol in protocols:
+            if protocol not in KSERVE_PROTOCOLS:
+                err(f"protocolVersions: {protocol!r} is not one of {sorted(KSERVE_PROTOCOLS)}")
+        for needed in ("v2", "grpc-v2"):
+            if needed not in protocols:
+                err(f"protocolVersions {protocols} lack {needed} (the server speaks the Open Inference "
+                    "Protocol over REST and gRPC)")
+        formats = {f.get("name") for f in spec.get("supportedModelFormats") or []}
+        if not formats or None in formats:
+            err("supportedModelFormats: none, or one without a name")
+        containers = spec.get("containers") or []
+        container = next((c for c in containers if c.get("name") == KSERVE_CONTAINER), None)
+        if container is None:
+            err(f"no container named {KSERVE_CONTAINER} (KServe merges the predictor into it)")
+            continue
+        flags = {}
+        for arg in container.get("args") or []:
+            if not re.fullmatch(r"--[A-Za-z0-9_]+=.*", str(arg)):
+                err(f"argument {arg!r} is not --flag=value")
+                continue
+            flags.update(check_dockerfiles.flag_args([arg]))
+        server_flags = ctx["server_flags"]
+        for flag, value in flags.items():
+            if flag not in server_flags:
+                err(f"flag --{flag} (value {value!r}) is not a flag of cropshield-server")
+            elif not value_parses(flag_type(server_flags[flag]), value):
+                err(f"flag --{flag}={value}: not a valid {flag_type(server_flags[flag])}")
+        known = {n: v for n, v in flags.items() if n in server_flags}
+        memo_key = tuple(sorted(known.items()))
+        if memo_key not in ctx.setdefault("rejects_memo", {}):
+            ctx["rejects_memo"][memo_key] = binary_rejects(ctx["server"], known) if known else []
+        for line in ctx["rejects_memo"][memo_key]:
+            err(f"cropshield-server rejects the flags: {line}")
+
+        def flag_value(flag):
+            if flag in flags:
+                return flags[flag]
+            default = server_flags.get(flag)
+            return check_dockerfiles.unquote_default(default) if default is not None else None
+
+        if (flag_value("model") or "").rstrip("/") != KSERVE_MODEL_DIR:
+            err(f"--model={flag_value('model')}: KServe's storage initializer puts the storageUri at "
+                f"{KSERVE_MODEL_DIR}")
+        flavour = "cuda" if (flag_value("device") or "").startswith("cuda") else "cpu"
+        entry = check_dockerfiles.entrypoint(ctx["root"], flavour)
+        command = container.get("command")
+        if command and entry and command[0] != entry[0]:
+            err(f"container command {command[0]} is not the image's ENTRYPOINT binary {entry[0]}")
+        expected_image = ctx["image_refs"].get(flavour)
+        if (container.get("image") or "").rsplit("/", 1)[-1] != expected_image:
+            err(f"image {container.get('image')!r} is not {expected_image!r} (--device={flag_value('device')})")
+        uid = (container.get("securityContext") or {}).get("runAsUser")
+        if uid is not None and uid != check_dockerfiles.user_id(ctx["root"], flavour):
+            err(f"runAsUser {uid} is not the image's USER")
+        wanted = {}
+        for port_name, flag in KNATIVE_PORT_FLAGS.items():
+            address = flag_value(flag)
+            wanted[port_name] = check_dockerfiles.port_of(address) if address else None
+        if wanted["http1"] is None:
+            err("--http_address is empty: no REST port for KServe's v2 protocol and readiness probe")
+        # Probes: readiness is GET /v2/health/ready on the HTTP/REST port (numeric or a port name).
+        for probe_name in ("readinessProbe", "livenessProbe"):
+            probe = container.get(probe_name)
+            if probe is None:
+                if probe_name == "readinessProbe":
+                    err("no readinessProbe (GET /v2/health/ready on the HTTP/REST port)")
+                continue
+            get = probe.get("httpGet")
+            if probe_name == "readinessProbe" and (not get or get.get("path") != READY_PATH):
+                err(f"readinessProbe: not httpGet {READY_PATH} ({probe})")
+                continue
+            if get:
+                port = resolve_port(container, get.get("port"))
+                if port != wanted["http1"]:
+                    err(f"{probe_name}: httpGet on port {get.get('port')}, the HTTP/REST port "
+                        f"(--http_address) is {wanted['http1']}")
+                elif get.get("path") not in ctx["rest_probe_paths"]:
+                    err(f"{probe_name}: httpGet path {get.get('path')} is not a GET route of the HTTP/REST port")
+        runtime_info[name] = {"protocols": protocols, "formats": formats, "ports": container.get("ports") or [],
+                              "wanted": wanted}
+
+    for where, isvc in services:
+        def err(message):
+            problems.append(f"{where}: {message}")
+        model = ((isvc.get("spec") or {}).get("predictor") or {}).get("model")
+        if not model:
+            err("no spec.predictor.model")
+            continue
+        runtime = model.get("runtime")
+        info = runtime_info.get(runtime)
+        if runtime not in runtimes:
+            err(f"runtime {runtime!r} is not a ServingRuntime/ClusterServingRuntime of {kserve_dir} "
+                f"({sorted(runtimes)})")
+            continue
+        if info is None:
+            continue  # the runtime's own problems are reported above
+        model_format = (model.get("modelFormat") or {}).get("name")
+        if model_format not in info["formats"]:
+            err(f"modelFormat {model_format!r} is not in runtime {runtime}'s supportedModelFormats "
+                f"{sorted(f for f in info['formats'] if f)}")
+        protocol = model.get("protocolVersion", "v1")
+        if protocol not in info["protocols"]:
+            err(f"protocolVersion {protocol!r} is not in runtime {runtime}'s protocolVersions {info['protocols']}")
+        if not model.get("storageUri"):
+            err("no storageUri (the model repository KServe copies to /mnt/models)")
+        # The predictor's ports replace the runtime's; Knative routes exactly one.
+        ports = model.get("ports") or info["ports"]
+        if len(ports) != 1:
+            err(f"{len(ports)} container ports; KServe (Knative) exposes exactly one: h2c for "
+                "grpc-v2, http1 for v2")
+        for port in ports:
+            pname, number = port.get("name"), port.get("containerPort")
+            if pname not in KNATIVE_PORT_FLAGS:
+                err(f"port {pname!r} ({number}): Knative port names are {sorted(KNATIVE_PORT_FLAGS)}")
+            elif number != info["wanted"][pname]:
+                err(f"port {pname} is {number}, but --{KNATIVE_PORT_FLAGS[pname]} listens on "
+                    f"{info['wanted'][pname]}")
+        names = {p.get("name") for p in ports}
+        if protocol.startswith("grpc") and "h2c" not in names:
+            err(f"protocolVersion {protocol} but no port named h2c (the gRPC port, --address)")
+        if not protocol.startswith("grpc") and "h2c" in names:
+            err(f"protocolVersion {protocol} (REST) but the exposed port is h2c (gRPC)")
+    return [f"kserve: {p}" for p in problems]
+
+
+
 def kubectl_compare(directory, resources):
     """Differences between `kubectl kustomize` and this renderer (ConfigMap hash suffixes ignored)."""
     out = subprocess.run(["kubectl", "kustomize", directory], stdout=subprocess.PIPE, text=True, check=True).stdout
@@ -767,8 +1036,7 @@ def kubectl_compare(directory, resources):
 
 def context(args):
     root = args.root
-    with open(os.path.join(root, "server", "metrics", "metrics_endpoint.cc")) as f:
-        http_paths = set(re.findall(r'request\.path == "(/[a-z]*)"', f.read()))
+    http_paths = get_routes([os.path.join(root, "server", "metrics", "metrics_endpoint.cc")])
     return {
         "root": root,
         "server": args.server,
@@ -779,6 +1047,7 @@ def context(args):
         "job_name": prometheus_job_name(root),
         "rule_groups": prometheus_rule_groups(root),
         "http_paths": http_paths,
+        "rest_probe_paths": rest_probe_paths(root),
     }
 
 
@@ -796,6 +1065,9 @@ def run(args, ctx=None):
         errors += validate(name, resources, ctx)
         if args.kubectl:
             errors += [f"{name}: {e}" for e in kubectl_compare(directory, resources)]
+    kserve_dir = getattr(args, "kserve", None) or os.path.join(args.root, "deploy", "kserve")
+    if os.path.isdir(kserve_dir):
+        errors += kserve_problems(kserve_dir, ctx)
     return errors, count
 
 
@@ -805,6 +1077,7 @@ def main():
     parser.add_argument("--cli", required=True)
     parser.add_argument("--root", default=DEFAULT_ROOT)
     parser.add_argument("--k8s", help="deploy/k8s directory (default: <root>/deploy/k8s)")
+    parser.add_argument("--kserve", help="deploy/kserve directory (default: <root>/deploy/kserve)")
     parser.add_argument("--kubectl", action="store_true", help="also compare with `kubectl kustomize`")
     args = parser.parse_args()
     errors, count = run(args)

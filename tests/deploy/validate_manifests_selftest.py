@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Checks that validate_manifests.py reports broken manifests: each case copies deploy/k8s, breaks one
-thing and requires a problem naming it that the unbroken copy does not have."""
+"""Checks that validate_manifests.py reports broken manifests: each case copies deploy/k8s and
+deploy/kserve (next to it, `{d}/../kserve`), breaks one thing and requires a problem naming it that
+the unbroken copy does not have."""
 import argparse
 import os
 import re
@@ -95,9 +96,9 @@ CASES = [
                                                  "for: 10m", "for: 20m"),
      r"PrometheusRule cropshield: spec.groups differ"),
     ("plaintext grpc probe on a TLS port", lambda d: edit(f"{d}/overlays/tls/deployment-tls.yaml",
-                                                         "          readinessProbe:\n            grpc: null\n",
-                                                         "          readinessProbe:\n"),
-     r"overlays/tls: readinessProbe: grpc probes speak plaintext"),
+                                                         "          startupProbe:\n            grpc: null\n",
+                                                         "          startupProbe:\n"),
+     r"overlays/tls: startupProbe: grpc probes speak plaintext"),
     ("TLS probe without a client certificate", lambda d: drop_lines(f"{d}/overlays/tls/deployment-tls.yaml",
                                                                      "--tls_cert="),
      r"overlays/tls: startupProbe: the server requires client certificates"),
@@ -149,7 +150,8 @@ CASES = [
                                                            "port: 50052"),
      r"^base: NetworkPolicy: no ingress rule admits the gRPC port 50051"),
     ("metrics port open to all", lambda d: edit(f"{d}/base/networkpolicy.yaml",
-                                                "    - ports:\n        - port: grpc\n          protocol: TCP\n",
+                                                "    - ports:\n        - port: grpc\n          protocol: TCP\n"
+                                                "        - port: http\n          protocol: TCP\n",
                                                 "    - {}\n"),
      r"^base: NetworkPolicy cropshield: the metrics port 9464 is open to every source \(no `from`"),
     ("metrics port open to every namespace", lambda d: edit(
@@ -161,6 +163,101 @@ CASES = [
     ("metrics port not admitted", lambda d: edit(f"{d}/base/networkpolicy.yaml", "port: metrics",
                                                  "port: 9465"),
      r"^base: NetworkPolicy: no ingress rule admits the metrics port 9464"),
+    # HTTP/REST port (--http_address).
+    ("http port vs --http_address", lambda d: edit(f"{d}/base/server.flags", "--http_address=0.0.0.0:8000",
+                                                   "--http_address=0.0.0.0:8080"),
+     r"^base: container port http is 8000, but --http_address=0.0.0.0:8080 listens on 8080"),
+    ("http port without --http_address", lambda d: edit(f"{d}/overlays/gpu/server.flags",
+                                                        "--http_address=0.0.0.0:8000", "--http_address="),
+     r"^overlays/gpu: container port http 8000 but --http_address is empty"),
+    ("Service without the http port", lambda d: edit(f"{d}/base/service.yaml", "    - name: http\n",
+                                                     "    - name: rest\n"),
+     r"^base: Service cropshield: no port named http"),
+    ("Service http targets another port", lambda d: edit(f"{d}/base/service.yaml",
+                                                         "port: 8000\n      targetPort: http",
+                                                         "port: 8000\n      targetPort: metrics"),
+     r"^base: Service cropshield: port http targets metrics, not the HTTP/REST port 8000"),
+    ("NetworkPolicy without the http port", lambda d: drop_lines(f"{d}/base/networkpolicy.yaml",
+                                                                 "- port: http"),
+     r"^base: NetworkPolicy: no ingress rule admits the HTTP/REST port 8000"),
+    ("readiness back on grpc", lambda d: edit(f"{d}/base/deployment.yaml",
+                                              "httpGet:\n              path: /v2/health/ready\n"
+                                              "              port: http\n              scheme: HTTP\n",
+                                              "grpc:\n              port: 50051\n"),
+     r"^base: readinessProbe: the HTTP/REST port is plaintext, so readiness is httpGet /v2/health/ready"),
+    ("readiness path", lambda d: edit(f"{d}/base/deployment.yaml", "path: /v2/health/ready",
+                                      "path: /v2/health/readyz"),
+     r"^base: readinessProbe: httpGet path /v2/health/readyz is not a GET route of the HTTP/REST port"),
+    ("readiness on the metrics port", lambda d: edit(f"{d}/base/deployment.yaml",
+                                                     "path: /v2/health/ready\n              port: http",
+                                                     "path: /healthz\n              port: metrics"),
+     r"^base: readinessProbe: the HTTP/REST port is plaintext, so readiness is httpGet /v2/health/ready "
+     r"on the named port http"),
+    ("readiness by number", lambda d: edit(f"{d}/base/deployment.yaml",
+                                           "path: /v2/health/ready\n              port: http",
+                                           "path: /v2/health/ready\n              port: 8000"),
+     r"^base: readinessProbe: .*on the named port http"),
+    ("readiness scheme", lambda d: edit(f"{d}/base/deployment.yaml", "scheme: HTTP\n", "scheme: HTTPS\n"),
+     r"^base: readinessProbe: httpGet scheme HTTPS, but the HTTP/REST port speaks plain HTTP"),
+    ("httpGet readiness with client certificates", lambda d: edit(f"{d}/overlays/tls/deployment-tls.yaml",
+                                                                  "          readinessProbe:\n"
+                                                                  "            httpGet: null\n",
+                                                                  "          readinessProbe:\n"),
+     r"^overlays/tls: readinessProbe: httpGet on the HTTP/REST port, which requires client certificates"),
+    # KServe (deploy/kserve).
+    ("KServe runtime apiVersion", lambda d: edit(f"{d}/../kserve/servingruntime.yaml",
+                                                 "apiVersion: serving.kserve.io/v1alpha1",
+                                                 "apiVersion: serving.kserve.io/v1beta1"),
+     r"^kserve: servingruntime.yaml: ServingRuntime/cropshield-serve: apiVersion 'serving.kserve.io/v1beta1'"),
+    ("KServe InferenceService apiVersion", lambda d: edit(f"{d}/../kserve/inferenceservice.yaml",
+                                                          "apiVersion: serving.kserve.io/v1beta1",
+                                                          "apiVersion: serving.kserve.io/v1alpha1"),
+     r"^kserve: inferenceservice.yaml: InferenceService/cropshield: apiVersion 'serving.kserve.io/v1alpha1'"),
+    ("KServe unknown kind", lambda d: edit(f"{d}/../kserve/servingruntime.yaml", "kind: ServingRuntime",
+                                           "kind: ServingRuntimes"),
+     r"^kserve: servingruntime.yaml: ServingRuntimes/cropshield-serve: kind 'ServingRuntimes' is not one of"),
+    ("KServe runtime name", lambda d: edit(f"{d}/../kserve/inferenceservice-grpc.yaml",
+                                           "runtime: cropshield-serve", "runtime: cropshield-server"),
+     r"^kserve: inferenceservice-grpc.yaml: InferenceService/cropshield-grpc: runtime 'cropshield-server' "
+     r"is not a ServingRuntime"),
+    ("KServe h2c port vs --address", lambda d: edit(f"{d}/../kserve/inferenceservice-grpc.yaml",
+                                                    "containerPort: 50051", "containerPort: 9000"),
+     r"^kserve: inferenceservice-grpc.yaml: .*port h2c is 9000, but --address listens on 50051"),
+    ("KServe --address vs h2c port", lambda d: edit(f"{d}/../kserve/servingruntime.yaml",
+                                                    "--address=0.0.0.0:50051", "--address=0.0.0.0:9000"),
+     r"^kserve: inferenceservice-grpc.yaml: .*port h2c is 50051, but --address listens on 9000"),
+    ("KServe grpc port not named h2c", lambda d: edit(f"{d}/../kserve/inferenceservice-grpc.yaml",
+                                                      "- name: h2c", "- name: grpc"),
+     r"^kserve: inferenceservice-grpc.yaml: .*protocolVersion grpc-v2 but no port named h2c"),
+    ("KServe http1 port vs --http_address", lambda d: edit(f"{d}/../kserve/servingruntime.yaml",
+                                                           "--http_address=0.0.0.0:8000",
+                                                           "--http_address=0.0.0.0:8080"),
+     r"^kserve: inferenceservice.yaml: .*port http1 is 8000, but --http_address listens on 8080"),
+    ("KServe protocolVersions", lambda d: drop_lines(f"{d}/../kserve/servingruntime.yaml", "- grpc-v2"),
+     r"^kserve: servingruntime.yaml: .*protocolVersions \['v2'\] lack grpc-v2"),
+    ("KServe model format", lambda d: edit(f"{d}/../kserve/inferenceservice.yaml", "name: cropshield\n        version",
+                                           "name: pytorch\n        version"),
+     r"^kserve: inferenceservice.yaml: .*modelFormat 'pytorch' is not in runtime cropshield-serve"),
+    ("KServe unknown flag", lambda d: edit(f"{d}/../kserve/servingruntime.yaml", "- --workers=2",
+                                           "- --worker_count=2"),
+     r"^kserve: servingruntime.yaml: .*flag --worker_count .*not a flag of cropshield-server"),
+    ("KServe model dir", lambda d: edit(f"{d}/../kserve/servingruntime.yaml", "--model=/mnt/models",
+                                        "--model=/models"),
+     r"^kserve: servingruntime.yaml: .*--model=/models: KServe's storage initializer"),
+    ("KServe readiness path", lambda d: edit(f"{d}/../kserve/servingruntime.yaml", "path: /v2/health/ready",
+                                             "path: /v2/health/live"),
+     r"^kserve: servingruntime.yaml: .*readinessProbe: not httpGet /v2/health/ready"),
+    ("KServe readiness port", lambda d: edit(f"{d}/../kserve/servingruntime.yaml",
+                                             "path: /v2/health/ready\n          port: 8000",
+                                             "path: /v2/health/ready\n          port: 9464"),
+     r"^kserve: servingruntime.yaml: .*readinessProbe: httpGet on port 9464, the HTTP/REST port"),
+    ("KServe two ports", lambda d: edit(f"{d}/../kserve/inferenceservice-grpc.yaml", "          protocol: TCP\n",
+                                        "          protocol: TCP\n        - name: http1\n"
+                                        "          containerPort: 8000\n"),
+     r"^kserve: inferenceservice-grpc.yaml: .*2 container ports; KServe \(Knative\) exposes exactly one"),
+    ("KServe image", lambda d: edit(f"{d}/../kserve/servingruntime.yaml", "image: cropshield-serve:0.1.0-cpu",
+                                    "image: cropshield-serve:latest"),
+     r"^kserve: servingruntime.yaml: .*image 'cropshield-serve:latest' is not 'cropshield-serve:0.1.0-cpu'"),
     ("unsupported kustomize field", lambda d: append(f"{d}/overlays/gpu/kustomization.yaml",
                                                      "commonLabels:\n  team: x\n"),
      r"^overlays/gpu: cannot render: .*commonLabels"),
@@ -175,12 +272,16 @@ def main():
     args = parser.parse_args()
     ctx = validate_manifests.context(args)
     source = os.path.join(args.root, "deploy", "k8s")
+    kserve_source = os.path.join(args.root, "deploy", "kserve")
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         def fresh():
             d = os.path.join(tmp, "k8s")
             shutil.rmtree(d, ignore_errors=True)
             shutil.copytree(source, d)
+            args.kserve = os.path.join(tmp, "kserve")
+            shutil.rmtree(args.kserve, ignore_errors=True)
+            shutil.copytree(kserve_source, args.kserve)
             return d
 
         args.kubectl = False
