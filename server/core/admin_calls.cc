@@ -57,17 +57,40 @@ std::string DescribeClear(const cropshield::v1::ClearCacheRequest& request,
 
 }  // namespace
 
+absl::Status InferenceCore::CheckClearCacheScope(const cropshield::v1::ModelSpec& spec,
+                                                 std::string* model_name) const {
+  if (spec.version() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model version must be >= 0 (0: every version), got ", spec.version()));
+  }
+  auto served = models_.Get(cropshield::v1::ModelSpec());
+  if (!served.ok()) return served.status();  // UNAVAILABLE: nothing is loaded yet
+  *model_name = spec.name().empty() ? (*served)->name() : spec.name();
+  if (*model_name != (*served)->name()) {
+    return absl::NotFoundError(absl::StrCat("model '", *model_name, "' is not served (serving '",
+                                            (*served)->name(), "'): no cache entries to clear"));
+  }
+  if (spec.version() == 0 || spec.version() == (*served)->version()) return absl::OkStatus();
+  // A version this server retired: its entries were dropped at the swap, but a call that
+  // resolved it just before may have put one back, so clearing it stays meaningful.
+  absl::MutexLock lock(&retired_mu_);
+  if (retired_.count({*model_name, spec.version()}) > 0) return absl::OkStatus();
+  return absl::NotFoundError(absl::StrCat("model '", *model_name, "' version ", spec.version(),
+                                          " is not served (serving version ",
+                                          (*served)->version(), ") nor was it retired here"));
+}
+
 void InferenceCore::ClearCache(const cropshield::v1::ClearCacheRequest& request,
                                const Caller& caller, cropshield::v1::ClearCacheResponse* response,
                                Responder* responder) {
   std::shared_ptr<Call> call = StartCall(Rpc::kClearCache, responder, "");
   if (!AuthorizeAdminCall(caller, *call)) return;
-  std::string model_name = request.model().name();
+  std::string model_name;
   const int64_t version = request.model().version();
-  if (request.has_model() && model_name.empty()) {
-    auto current = models_.Get(cropshield::v1::ModelSpec());
-    if (!current.ok()) return call->Finish(current.status());
-    model_name = (*current)->name();
+  if (request.has_model()) {
+    if (absl::Status scope = CheckClearCacheScope(request.model(), &model_name); !scope.ok()) {
+      return call->Finish(scope);
+    }
   }
   auto clear = [&](cache::ShardedLruCache* cache) {
     return request.has_model() ? cache->ClearModel(model_name, version) : cache->Clear();
@@ -139,6 +162,10 @@ void InferenceCore::ReloadModel(const cropshield::v1::ReloadModelRequest& reques
 }
 
 void InferenceCore::DropModelCaches(const std::string& name, int64_t version) {
+  {
+    absl::MutexLock lock(&retired_mu_);
+    retired_.insert({name, version});
+  }
   cache::ShardedLruCache::Freed explain = explain_cache_->ClearModel(name, version);
   cache::ShardedLruCache::Freed predict;
   if (predict_cache_ != nullptr) predict = predict_cache_->ClearModel(name, version);

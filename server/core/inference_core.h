@@ -16,11 +16,15 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/batcher.h"
 #include "common/bounded_executor.h"
@@ -94,7 +98,9 @@ class InferenceCore {
   // Computes (or answers from the cache) the explanation `request` asks for.
   void Explain(const cropshield::v1::ExplainRequest& request,
                cropshield::v1::ExplainResponse* response, Responder* responder);
-  // Admin: empties the caches (or one model's, one version's, one cache's entries).
+  // Admin: empties the caches (or one model's, one version's, one cache's entries). A model that
+  // is not served, or a version neither served nor retired by this server (hot reload), answers
+  // NOT_FOUND; with no model loaded yet, a scoped clear answers UNAVAILABLE.
   void ClearCache(const cropshield::v1::ClearCacheRequest& request, const Caller& caller,
                   cropshield::v1::ClearCacheResponse* response, Responder* responder);
   // Calls, latencies, caches, models and the last model load (paths redacted unless admin).
@@ -162,8 +168,11 @@ class InferenceCore {
   void RunExplainBatch(std::vector<std::shared_ptr<ExplainJob>> jobs);
   void RenderExplainJob(const std::shared_ptr<ExplainJob>& job);
   void FinishJob(const std::shared_ptr<ExplainJob>& job, absl::StatusOr<cache::Value> result);
-  // Drops the cache entries of a model version that no longer serves.
+  // Drops the cache entries of a model version that no longer serves, and remembers it as retired.
   void DropModelCaches(const std::string& name, int64_t version);
+  // OK when ClearCache may clear `spec`'s entries (see ClearCache); sets the model's name.
+  absl::Status CheckClearCacheScope(const cropshield::v1::ModelSpec& spec,
+                                    std::string* model_name) const;
 
   const CoreOptions options_;
   ModelRegistry models_;
@@ -178,6 +187,9 @@ class InferenceCore {
   std::unique_ptr<ModelManager> model_manager_;  // after the caches: drops their entries
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> calls_started_{0};
+  // Versions retired by hot reloads (ClearCache may still clear them); one entry per reload.
+  mutable absl::Mutex retired_mu_;
+  std::set<std::pair<std::string, int64_t>> retired_ ABSL_GUARDED_BY(retired_mu_);
   // Last: unregistered (after any scrape in progress) before the state it reads is destroyed.
   metrics::MetricsRegistry::Registration scrape_registration_;
 };

@@ -152,17 +152,19 @@ TEST_F(CacheTest, ClearCacheClearsOnlyTheAskedVersionAndCache) {
   ASSERT_TRUE(ExplainCached(stub.get(), a));
   ASSERT_TRUE(PredictCached(stub.get(), a));
 
-  // Another version, another model: nothing of version 1 of cropshield-demo goes.
+  // Another version, another model: NOT_FOUND (not a success that freed nothing, which hid
+  // typos), and nothing of version 1 of cropshield-demo goes.
   v1::ClearCacheRequest other_version;
   other_version.mutable_model()->set_version(2);
-  v1::ClearCacheResponse freed = Clear(stub.get(), other_version);
-  EXPECT_EQ(freed.explain_entries_freed(), 0);
-  EXPECT_EQ(freed.predict_entries_freed(), 0);
+  v1::ClearCacheResponse freed;
+  grpc::Status status = CallClearCache(stub.get(), other_version, kToken, &freed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("version 2 is not served"));
   v1::ClearCacheRequest other_model;
   other_model.mutable_model()->set_name("another-model");
-  freed = Clear(stub.get(), other_model);
-  EXPECT_EQ(freed.explain_entries_freed(), 0);
-  EXPECT_EQ(freed.predict_entries_freed(), 0);
+  status = CallClearCache(stub.get(), other_model, kToken, &freed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("'another-model' is not served"));
   EXPECT_TRUE(ExplainCached(stub.get(), a));
   EXPECT_TRUE(PredictCached(stub.get(), a));
 

@@ -19,6 +19,8 @@
 namespace cropshield::core {
 namespace {
 
+using ::testing::HasSubstr;
+
 const std::string kRepository = std::string(CROPSHIELD_SOURCE_DIR) + "/models/repository";
 const std::string kSamples = std::string(CROPSHIELD_SOURCE_DIR) + "/models/samples";
 
@@ -194,6 +196,32 @@ TEST_F(InferenceCoreTest, RefusalsNameTheirCause) {
   EXPECT_EQ(not_admin.Wait().code(), absl::StatusCode::kPermissionDenied);
 }
 
+// A typo in the model name or version is an error, not a success that freed nothing.
+TEST_F(InferenceCoreTest, ClearCacheOfAModelNotServedIsNotFound) {
+  CoreOptions options;
+  options.admin.token = "secret";
+  std::unique_ptr<InferenceCore> core = MakeCore(options);
+  const Caller admin{"ipv4:10.0.0.7:4242", "Bearer secret", {}};
+  auto clear = [&](const std::string& name, int64_t version) {
+    cropshield::v1::ClearCacheRequest request;
+    request.mutable_model()->set_name(name);
+    request.mutable_model()->set_version(version);
+    cropshield::v1::ClearCacheResponse response;
+    RecordingResponder responder;
+    core->ClearCache(request, admin, &response, &responder);
+    return responder.Wait();
+  };
+  const absl::Status unknown_model = clear("cropshield-dmeo", 0);
+  EXPECT_EQ(unknown_model.code(), absl::StatusCode::kNotFound) << unknown_model;
+  EXPECT_THAT(std::string(unknown_model.message()), HasSubstr("'cropshield-dmeo' is not served"));
+  const absl::Status unknown_version = clear("", 7);
+  EXPECT_EQ(unknown_version.code(), absl::StatusCode::kNotFound) << unknown_version;
+  EXPECT_THAT(std::string(unknown_version.message()), HasSubstr("version 7 is not served"));
+  EXPECT_EQ(clear("", -1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(clear("cropshield-demo", 0).ok());
+  EXPECT_TRUE(clear("", 1).ok());
+}
+
 TEST_F(InferenceCoreTest, NoModelInstalledIsUnavailable) {
   CoreOptions options;  // no model path: nothing is loaded
   auto core = InferenceCore::Create(options, &metrics_);
@@ -293,6 +321,20 @@ TEST_F(InferenceCoreTest, ReloadDuringLoadKeepsServing) {
   const cropshield::v1::PredictResponse after = predict();
   EXPECT_EQ(after.model().version(), 2);
   EXPECT_FALSE(after.cached());
+
+  // The retired version 1 may still be cleared (a call over the swap can leave an entry); a
+  // version never loaded here cannot.
+  auto clear_version = [&](int64_t version) {
+    cropshield::v1::ClearCacheRequest request;
+    request.mutable_model()->set_version(version);
+    cropshield::v1::ClearCacheResponse response;
+    RecordingResponder responder;
+    core->ClearCache(request, admin, &response, &responder);
+    return responder.Wait().code();
+  };
+  EXPECT_EQ(clear_version(1), absl::StatusCode::kOk);
+  EXPECT_EQ(clear_version(2), absl::StatusCode::kOk);
+  EXPECT_EQ(clear_version(3), absl::StatusCode::kNotFound);
 }
 
 }  // namespace
