@@ -76,8 +76,8 @@ absl::Status InferenceCore::CheckClearCacheScope(const cropshield::v1::ModelSpec
   absl::MutexLock lock(&retired_mu_);
   if (retired_.count({*model_name, spec.version()}) > 0) return absl::OkStatus();
   return absl::NotFoundError(absl::StrCat("model '", *model_name, "' version ", spec.version(),
-                                          " is not served (serving version ",
-                                          (*served)->version(), ") nor was it retired here"));
+                                          " is not served (serving version ", (*served)->version(),
+                                          ") nor was it retired here"));
 }
 
 void InferenceCore::ClearCache(const cropshield::v1::ClearCacheRequest& request,
