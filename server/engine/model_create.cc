@@ -6,12 +6,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <random>
+#include <string>
 #include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "server/engine/model.h"
 #include "server/engine/model_impl.h"
@@ -22,6 +26,56 @@ namespace {
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+// "1.23" (seconds or percent) for the progress lines.
+std::string Fixed(double value, int decimals) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.*f", decimals, value);
+  return text;
+}
+
+// Warm-up logs its progress at most this often (a long --warmup_iterations on a slow device
+// would otherwise log nothing between "loading" and SERVING).
+constexpr std::chrono::seconds kProgressInterval(5);
+
+// Logs one named step of Model::Create when it starts and, from Done(), how long it took.
+class LoadStep {
+ public:
+  LoadStep(const ModelOptions& options, absl::string_view step, absl::string_view detail = "")
+      : prefix_(absl::StrCat("model ", options.package.metadata.name(), " version ",
+                             options.package.metadata.version(), ": ", step)),
+        start_(std::chrono::steady_clock::now()) {
+    CS_LOG_INFO(prefix_, detail.empty() ? "" : " (", detail, detail.empty() ? "" : ")", "...");
+  }
+  void Done() const { CS_LOG_INFO(prefix_, " done in ", Fixed(SecondsSince(start_), 2), " s"); }
+
+ private:
+  const std::string prefix_;
+  const std::chrono::steady_clock::time_point start_;
+};
+
+// Counts warm-up forward passes and logs "i/total" at most every kProgressInterval.
+class WarmupProgress {
+ public:
+  explicit WarmupProgress(int64_t total)
+      : total_(total), start_(std::chrono::steady_clock::now()), last_(start_) {}
+  void Step() {
+    ++done_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < kProgressInterval) return;
+    last_ = now;
+    const double percent =
+        100.0 * static_cast<double>(done_) / static_cast<double>(std::max<int64_t>(1, total_));
+    CS_LOG_INFO("warm-up: ", done_, "/", total_, " forward passes (", Fixed(percent, 0),
+                "%) after ", Fixed(SecondsSince(start_), 1), " s");
+  }
+
+ private:
+  const int64_t total_;
+  const std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_;
+  int64_t done_ = 0;
+};
 
 absl::StatusOr<torch::ScalarType> ParsePrecision(const std::string& precision,
                                                  const torch::Device& device) {
@@ -83,15 +137,26 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   auto impl = std::make_unique<Impl>();
   CS_ASSIGN_OR_RETURN(impl->device, ParseDevice(options.device));
   LoadReport report;
+  const LoadStep load(options, "load and check", impl->device.str());
   CS_ASSIGN_OR_RETURN(const ReferenceOutputs reference, impl->LoadAndCheck(options));
+  load.Done();
   report.load_seconds = SecondsSince(load_start);
 
   const auto warmup_start = std::chrono::steady_clock::now();
+  const LoadStep build(options, "build the serving module",
+                       options.optimize ? "freeze and optimise" : "not optimised");
   CS_RETURN_IF_ERROR(impl->BuildServingModule(options, &report));
+  build.Done();
+  const LoadStep verify(options, "verify the serving module against the original");
   CS_ASSIGN_OR_RETURN(const bool serving_warmed,
                       impl->VerifyServingModule(options, reference, &report));
+  verify.Done();
   CS_RETURN_IF_ERROR(impl->WarmUp(options, serving_warmed));
-  impl->CaptureCudaGraphs(options, &report);
+  if (impl->device.is_cuda() && options.cuda_graphs) {
+    const LoadStep graphs(options, "capture CUDA graphs");
+    impl->CaptureCudaGraphs(options, &report);
+    graphs.Done();
+  }
   report.warmup_seconds = SecondsSince(warmup_start);
 
   const std::string device_name = impl->device.str();
@@ -249,15 +314,26 @@ absl::Status Model::Impl::WarmUp(const ModelOptions& options, bool serving_warme
     c10::InferenceMode inference;
     const std::vector<int> batch_sizes = WarmupBatchSizes(options.max_batch_size, device.is_cuda());
     if (device.is_cuda()) warmed_batches.assign(batch_sizes.begin(), batch_sizes.end());
+    const int iterations = std::max(1, options.warmup_iterations);
+    // On CPU the two verification passes already ran the serving module at batch 1.
+    auto first_iteration = [&](int batch) {
+      return !device.is_cuda() && batch == 1 && serving_warmed ? std::min(2, iterations) : 0;
+    };
+    int64_t total = 0;
+    for (int batch : batch_sizes) total += iterations - first_iteration(batch);
+    const LoadStep step(
+        options, "warm-up",
+        absl::StrCat(total, " forward passes at batch sizes ", absl::StrJoin(batch_sizes, ",")));
+    WarmupProgress progress(total);
     for (int batch : batch_sizes) {
       torch::Tensor input = PrepareInput(WarmupInput(batch, size, 99).to(device));
-      // On CPU the two verification passes already ran the serving module at batch 1.
-      const int done = !device.is_cuda() && batch == 1 && serving_warmed ? 2 : 0;
-      for (int i = done; i < std::max(1, options.warmup_iterations); ++i) {
+      for (int i = first_iteration(batch); i < iterations; ++i) {
         serving.forward({input});
+        progress.Step();
       }
     }
     if (device.is_cuda()) torch::cuda::synchronize();
+    step.Done();
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat(options.package.weights_path, ": warm-up forward failed: ", e.what()));
