@@ -32,11 +32,13 @@ ABSL_FLAG(
 ABSL_FLAG(std::string, model_name, "", "Model to serve from a repository with several models.");
 ABSL_FLAG(int64_t, model_version, 0, "Model version to serve; 0 serves the highest version.");
 ABSL_FLAG(std::string, address, "0.0.0.0:50051",
-          "gRPC listen address host:port; port 0 picks a free port (see --port_file).");
+          "gRPC listen address host:port; port 0 picks a free port (see --port_file). If the "
+          "address cannot be bound (e.g. another server uses the port), the server exits with "
+          "status 1.");
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9464",
           "HTTP address of the Prometheus endpoint (GET /metrics, /healthz); port 0 picks a free "
           "port, logged as 'metrics listening on port N'; empty disables it. If the address cannot "
-          "be bound (in use), the server logs an error and serves gRPC without metrics.");
+          "be bound (in use), the server exits with status 1.");
 ABSL_FLAG(std::string, http_address, "0.0.0.0:8000",
           "HTTP/REST address: the Open Inference Protocol's REST endpoints (/v2/...), "
           "/v1/predict, /v1/explain, /v1/cache:clear, /v1/stats and the web page at /; port 0 "

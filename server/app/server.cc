@@ -14,6 +14,7 @@
 #include "common/status_macros.h"
 #include "server/engine/model.h"
 #include "server/grpc_api/health_service.h"
+#include "server/metrics/build_info.h"
 #include "server/metrics/metrics_endpoint.h"
 #include "server/metrics/process_collector.h"
 #include "server/metrics/state_collector.h"
@@ -32,6 +33,9 @@ namespace {
 
 // Bounds on what any one peer's connections and calls can make gRPC hold (hostile clients).
 void ApplyConnectionLimits(const ServerOptions& options, grpc::ServerBuilder* builder) {
+  // gRPC sets SO_REUSEPORT by default: a second server on a busy port would bind, log SERVING and
+  // take part of the first one's connections. Without it the bind fails and Start refuses.
+  builder->AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder->SetMaxSendMessageSize(static_cast<int>(
       std::clamp<int64_t>(options.max_send_message_bytes, 1, std::numeric_limits<int>::max())));
   if (options.grpc_memory_quota_bytes > 0) {
@@ -120,6 +124,7 @@ absl::StatusOr<std::unique_ptr<CropShieldServer>> CropShieldServer::Start(Server
   server->service_ = *std::move(service);
   CS_RETURN_IF_ERROR(server->CreateInferenceService(options));
   server->RegisterStateCollectors();
+  server->RegisterBuildInfo(options.core.models.load_options.device);
   CS_RETURN_IF_ERROR(server->StartMetricsEndpoint(options.metrics_address));
   CS_RETURN_IF_ERROR(server->StartGrpc(options));
   CS_RETURN_IF_ERROR(server->StartHttpEndpoint(options));
@@ -157,17 +162,24 @@ void CropShieldServer::RegisterStateCollectors() {
   state_registration_ = metrics_.Add(std::move(state));
 }
 
+// cropshield_build_info: this binary's version and revision, libtorch's version, the device.
+void CropShieldServer::RegisterBuildInfo(const std::string& device_spec) {
+  metrics::BuildInfo info = metrics::CompiledBuildInfo();
+  info.torch_version = engine::TorchVersion();
+  info.device = engine::ResolvedDeviceName(device_spec);
+  build_info_registration_ = metrics_.Add(metrics::MakeBuildInfoCollector(std::move(info)));
+}
+
 absl::Status CropShieldServer::StartMetricsEndpoint(const std::string& address) {
   if (address.empty()) return absl::OkStatus();
   auto endpoint = metrics::MetricsEndpoint::Start(address, &metrics_);
-  if (endpoint.ok()) {
-    metrics_endpoint_ = *std::move(endpoint);
-  } else if (absl::IsUnavailable(endpoint.status())) {
-    // gRPC serving does not depend on the metrics port.
-    CS_LOG_ERROR("metrics endpoint disabled: ", endpoint.status().message());
-  } else {
-    return endpoint.status();
+  if (!endpoint.ok()) {
+    // A port in use fails too: a replica whose metrics nobody can scrape must not look healthy.
+    return absl::Status(endpoint.status().code(),
+                        absl::StrCat("metrics port (--metrics_address=", address,
+                                     "): ", endpoint.status().message()));
   }
+  metrics_endpoint_ = *std::move(endpoint);
   return absl::OkStatus();
 }
 
@@ -205,7 +217,8 @@ absl::Status CropShieldServer::StartGrpc(const ServerOptions& options) {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.address, " (address in use or invalid?)"));
+        absl::StrCat("gRPC port (--address=", options.address,
+                     "): cannot listen (address in use by another process, or invalid)"));
   }
   return absl::OkStatus();
 }

@@ -64,8 +64,8 @@ struct ServerOptions {
   absl::Duration max_connection_age = absl::ZeroDuration();
   absl::Duration max_connection_age_grace = absl::Seconds(10);
   // host:port of the HTTP /metrics endpoint; port 0 picks a free one; empty disables it. A
-  // malformed address fails Start; an address that cannot be bound (in use) only disables the
-  // endpoint, with an error in the log, so that gRPC serving does not depend on it.
+  // malformed address or one that cannot be bound (in use) fails Start, like the gRPC and HTTP
+  // ports: a replica that cannot be scraped must not start serving unnoticed.
   std::string metrics_address;
   // The HTTP/REST port (empty address: off). It serves TLS with the gRPC port's certificates
   // (and client CA) unless http_plaintext_with_tls.
@@ -85,7 +85,7 @@ class CropShieldServer {
 
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
-  // The metrics endpoint's port; 0 when it is disabled or could not bind.
+  // The metrics endpoint's port; 0 when it is disabled.
   int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
   // The HTTP/REST port; 0 when off.
   int http_port() const { return http_endpoint_ ? http_endpoint_->port() : 0; }
@@ -106,7 +106,8 @@ class CropShieldServer {
  private:
   CropShieldServer() = default;
   void RegisterStateCollectors();
-  // An address that cannot be bound only disables the endpoint (logged); a malformed one fails.
+  void RegisterBuildInfo(const std::string& device_spec);
+  // An address that cannot be bound or is malformed fails Start; an empty one disables it.
   absl::Status StartMetricsEndpoint(const std::string& address);
   // An address that cannot be bound fails Start (like the gRPC port).
   absl::Status StartHttpEndpoint(const ServerOptions& options);
@@ -128,6 +129,7 @@ class CropShieldServer {
   std::unique_ptr<IdleAction> idle_release_;  // after core_: probes it
   metrics::MetricsRegistry::Registration process_registration_;
   metrics::MetricsRegistry::Registration state_registration_;  // models and GPU memory
+  metrics::MetricsRegistry::Registration build_info_registration_;
   int port_ = 0;
   bool shut_down_ = false;
 };

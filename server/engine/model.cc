@@ -8,6 +8,7 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/utils.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -201,6 +202,17 @@ bool DeviceIsCuda(const std::string& spec) {
   absl::StatusOr<torch::Device> device = ParseDevice(spec);
   return device.ok() && device->is_cuda();
 }
+
+std::string ResolvedDeviceName(const std::string& spec) {
+  try {
+    absl::StatusOr<torch::Device> device = ParseDevice(spec);
+    return device.ok() ? device->str() : spec;
+  } catch (const std::exception&) {
+    return spec;
+  }
+}
+
+std::string TorchVersion() { return TORCH_VERSION; }
 
 void ReleaseFreeMemory() { malloc_trim(0); }
 

@@ -152,6 +152,13 @@ bool CudaAvailable();
 // false for CPU and for specs Model::Create would refuse.
 bool DeviceIsCuda(const std::string& spec);
 
+// The device a --device spec resolves to here ("cpu", "cuda:0", ...); the spec itself when
+// Model::Create would refuse it.
+std::string ResolvedDeviceName(const std::string& spec);
+
+// The libtorch version this binary was built against (TORCH_VERSION), e.g. "1.13.0".
+std::string TorchVersion();
+
 // Hands the heap's free memory back to the OS (glibc malloc_trim). ConfigureTorchRuntime makes
 // glibc keep freed memory so that forwards stay fast; call this when the server is idle, since
 // the next allocations fault their pages in again.

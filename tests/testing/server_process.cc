@@ -44,10 +44,13 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
 
   args.insert(args.begin(), binary);
   args.push_back("--address=" + address);
-  // A free HTTP port unless the test names one (the default 8000 would collide across tests).
-  if (std::none_of(args.begin(), args.end(),
-                   [](const std::string& arg) { return arg.rfind("--http_address", 0) == 0; })) {
-    args.push_back("--http_address=127.0.0.1:0");
+  // Free HTTP and metrics ports unless the test names them: the defaults (8000, 9464) would
+  // collide across tests, and a port in use makes the server refuse to start.
+  for (const char* flag : {"--http_address", "--metrics_address"}) {
+    if (std::none_of(args.begin(), args.end(),
+                     [flag](const std::string& arg) { return arg.rfind(flag, 0) == 0; })) {
+      args.push_back(absl::StrCat(flag, "=127.0.0.1:0"));
+    }
   }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -33,10 +33,11 @@ class Server:
         """args: server flags. credentials (grpc.ChannelCredentials) and channel_options: for the
         helper's own channel, when the flags make the server speak TLS."""
         self.log = tempfile.NamedTemporaryFile(prefix="cropshield_server_", suffix=".log", delete=False)
-        # A free HTTP port unless the test names one (the default 8000 would collide).
-        http = [] if any(a.startswith("--http_address") for a in args) else [
-            "--http_address=127.0.0.1:0"]
-        self.process = subprocess.Popen([SERVER, "--address=127.0.0.1:0", *http, *args],
+        # Free HTTP and metrics ports unless the test names them: the defaults (8000, 9464) would
+        # collide, and a port in use makes the server refuse to start.
+        ports = [f"{flag}=127.0.0.1:0" for flag in ("--http_address", "--metrics_address")
+                 if not any(a.startswith(flag) for a in args)]
+        self.process = subprocess.Popen([SERVER, "--address=127.0.0.1:0", *ports, *args],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         self.port = None
