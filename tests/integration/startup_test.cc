@@ -132,24 +132,35 @@ TEST(StartupTest, LoadLogsStepsAndWarmupProgressBeforeServing) {
   ASSERT_GT(probe_seconds, 0) << probe_log;
   probe.reset();
 
-  const double per_pass = std::max(probe_seconds / (kProbeIterations - 2), 1e-4);
-  const int iterations = static_cast<int>(std::min(7.0 / per_pass, 2e6));
-  auto server = StartServing({"--model=" + kDemoRepository, "--device=cpu", "--workers=1",
-                              "--threads=1", absl::StrCat("--warmup_iterations=", iterations)});
-  ASSERT_NE(server, nullptr);
-  const std::string log = server->Log();
-  const size_t serving = log.find("SERVING model=");
-  std::smatch match;
-  const std::string head = log.substr(0, serving);
-  ASSERT_TRUE(std::regex_search(
-      head, match, std::regex("warm-up: ([0-9]+)/([0-9]+) forward passes \\([0-9]+%\\) after")))
-      << "warm-up of " << WarmupSeconds(log) << " s logged no progress:\n"
-      << log;
-  // On CPU the verification's 2 passes count as warm-up ones.
-  const int total = std::stoi(match[2]);
-  EXPECT_GE(total, iterations - 2);
-  EXPECT_LE(total, iterations);
-  EXPECT_LT(std::stoi(match[1]), total);
+  // The probe's timing is only a guess on a shared machine: a warm-up that ended before 6 s proves
+  // nothing, so retry it longer.
+  double per_pass = std::max(probe_seconds / (kProbeIterations - 2), 1e-4);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const int iterations = static_cast<int>(std::min(7.0 / per_pass, 2e6));
+    auto server = StartServing({"--model=" + kDemoRepository, "--device=cpu", "--workers=1",
+                                "--threads=1", absl::StrCat("--warmup_iterations=", iterations)});
+    ASSERT_NE(server, nullptr);
+    const std::string log = server->Log();
+    const double seconds = WarmupSeconds(log);
+    ASSERT_GT(seconds, 0) << log;
+    if (seconds < 6) {
+      per_pass = std::max(seconds / iterations, 1e-6) * 0.8;
+      continue;
+    }
+    std::smatch match;
+    const std::string head = log.substr(0, log.find("SERVING model="));
+    ASSERT_TRUE(std::regex_search(
+        head, match, std::regex("warm-up: ([0-9]+)/([0-9]+) forward passes \\([0-9]+%\\) after")))
+        << "warm-up of " << seconds << " s logged no progress:\n"
+        << log;
+    // On CPU the verification's 2 passes count as warm-up ones.
+    const int total = std::stoi(match[2]);
+    EXPECT_GE(total, iterations - 2);
+    EXPECT_LE(total, iterations);
+    EXPECT_LT(std::stoi(match[1]), total);
+    return;
+  }
+  FAIL() << "no warm-up lasted 6 s";
 }
 
 }  // namespace
