@@ -293,8 +293,16 @@ def test_overload_answers_429_with_retry_after():
                   for h, b in refused), "each 429 says RESOURCE_EXHAUSTED and Retry-After: 2")
 
 
+class LoopbackHttps(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 that checks the certificate for "localhost" (no name lookup needed)."""
+
+    def connect(self):
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname="localhost")
+
+
 def https_call(port, context, method, path, body=None, headers=None):
-    conn = http.client.HTTPSConnection("localhost", port, timeout=30, context=context)
+    conn = LoopbackHttps("127.0.0.1", port, timeout=30, context=context)
     conn.request(method, path, body=body, headers=headers or {})
     response = conn.getresponse()
     data = response.read()
