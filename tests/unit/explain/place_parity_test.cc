@@ -5,11 +5,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "server/explain/render.h"
 #include "server/image/preprocess.h"
+#include "tests/testing/temp_dir.h"
 
 #ifndef CROPSHIELD_PYTHON
 #define CROPSHIELD_PYTHON "/usr/bin/python3"
@@ -41,23 +40,6 @@ const Case kCases[] = {
     {14, 14, 300, 200, -40, -60, 380, 320},  // box larger than the photo
 };
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "cropshield_explain_parity_XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    if (path_.empty()) return;
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 std::vector<float> ReadFloats(const std::string& path, size_t count) {
   std::ifstream in(path, std::ios::binary);
   std::vector<float> values(count);
@@ -72,7 +54,7 @@ TEST(TorchInterpolateParityTest, PlaceOnPhotoMatchesInterpolateOntoTheBox) {
           absl::StrCat("'", CROPSHIELD_PYTHON, "' -c 'import torch' 2>/dev/null").c_str()) != 0) {
     GTEST_SKIP() << CROPSHIELD_PYTHON << " cannot import torch";
   }
-  TempDir dir;
+  ::cropshield::testing::TempDir dir("cropshield_explain_parity");
   ASSERT_FALSE(dir.path().empty()) << "mkdtemp failed";
   std::string command = absl::StrCat("'", CROPSHIELD_PYTHON, "' '", CROPSHIELD_INTERPOLATE_SCRIPT,
                                      "' '", dir.path(), "'");

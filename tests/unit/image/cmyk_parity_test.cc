@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "server/image/decode.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/unit/image/test_images.h"
 
 #ifndef CROPSHIELD_PYTHON
@@ -56,23 +57,6 @@ Reference ReadReference(const std::string& path) {
   return reference;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "cropshield_cmyk_parity_XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    if (path_.empty()) return;
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // A YCCK JPEG (TurboJPEG from CMYK samples) with ink gradients in all four channels.
 void WriteYcckJpeg(const std::string& path) {
   constexpr int kWidth = 200;
@@ -92,7 +76,7 @@ void WriteYcckJpeg(const std::string& path) {
 }
 
 TEST(CmykParityTest, CmykAndYcckJpegsMatchPilConvertRgb) {
-  TempDir dir;
+  ::cropshield::testing::TempDir dir("cropshield_cmyk_parity");
   ASSERT_FALSE(dir.path().empty()) << "mkdtemp failed";
   WriteYcckJpeg(dir.path() + "/ycck_200x120.jpg");
   const std::string command =

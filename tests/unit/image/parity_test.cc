@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -19,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "server/image/decode.h"
 #include "server/image/preprocess.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/unit/image/test_images.h"
 
 #ifndef CROPSHIELD_PYTHON
@@ -76,23 +76,6 @@ const char* const kSizes[] = {"1600x1200", "1200x1600", "640x480", "300x500",
                               "256x256",   "257x300",   "200x150", "1000x333"};
 
 // Removes the directory (and the generated files) when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "cropshield_image_parity_XXXXXX";
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    if (path_.empty()) return;
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 std::vector<float> ReadFloats(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<float> values(3 * 224 * 224);
@@ -104,7 +87,7 @@ std::vector<float> ReadFloats(const std::string& path) {
 // One test for all images: generating the references costs a Python + torch start-up, which
 // CTest would otherwise pay once per test case.
 TEST(TorchvisionParityTest, PhotoLikeImagesWithinBound) {
-  TempDir dir;
+  ::cropshield::testing::TempDir dir("cropshield_image_parity");
   ASSERT_FALSE(dir.path().empty()) << "mkdtemp failed";
   std::string command =
       absl::StrCat("'", CROPSHIELD_PYTHON, "' '", CROPSHIELD_PARITY_SCRIPT, "' '", dir.path(), "'");
