@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "client/cli/command_support.h"
 #include "client/cli/files.h"
 #include "client/cli/hints.h"
 #include "client/cli/json.h"
@@ -30,63 +31,6 @@ namespace cropshield::cli {
 namespace {
 
 using client::Client;
-
-int Fail(absl::string_view what, const absl::Status& status) {
-  std::cerr << "error: " << what << ": " << absl::StatusCodeToString(status.code()) << ": "
-            << status.message() << "\n";
-  return kExitFailed;
-}
-
-int Usage(absl::string_view command, absl::string_view message) {
-  std::cerr << command << ": " << message << "\nRun with --help for more information.\n";
-  return kExitUsage;
-}
-
-std::string AdminToken(const ConnectionFlags& flags) {
-  if (!flags.token.empty()) return flags.token;
-  const char* env = std::getenv("CROPSHIELD_ADMIN_TOKEN");
-  return env == nullptr ? "" : env;
-}
-
-enum class Access { kPlain, kAdmin };
-
-struct ClientSpec {
-  absl::Duration min_timeout = absl::ZeroDuration();
-  Access access = Access::kPlain;
-  int connection = 0;    // > 0: a private subchannel pool, hence its own connections
-  std::string target;    // replaces --target when set
-  std::string tls_name;  // replaces an empty --tls_server_name when set
-};
-
-// The client library configured from the flags. Only admin commands carry the token, so that a
-// token in the environment never blocks or leaks from other commands.
-absl::StatusOr<std::unique_ptr<Client>> MakeClient(const ConnectionFlags& flags,
-                                                   const ClientSpec& spec = {}) {
-  client::Options options;
-  if (spec.connection > 0) options.int_channel_args[GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL] = 1;
-  options.target = spec.target.empty() ? flags.target : spec.target;
-  options.lb_policy = flags.lb_policy;
-  options.default_timeout = std::max(absl::Milliseconds(flags.deadline_ms), spec.min_timeout);
-  options.retry.max_attempts = flags.max_attempts;
-  options.tls.root_ca_file = flags.tls_ca;
-  options.tls.cert_chain_file = flags.tls_cert;
-  options.tls.private_key_file = flags.tls_key;
-  options.tls.server_name_override =
-      flags.tls_server_name.empty() ? spec.tls_name : flags.tls_server_name;
-  options.tls.enabled = flags.tls || !flags.tls_ca.empty() || !flags.tls_cert.empty();
-  if (spec.access == Access::kAdmin) options.admin_token = AdminToken(flags);
-  options.allow_plaintext_token = flags.allow_plaintext_token;
-  return Client::Create(std::move(options));
-}
-
-// For commands whose RPC has no ModelSpec: NOT_FOUND when the server does not serve the model the
-// flags name (nothing to check when they name none).
-absl::Status CheckModelServed(const Client& client, const v1::ModelSpec& spec) {
-  if (!IsSet(spec)) return absl::OkStatus();
-  absl::StatusOr<v1::StatsResponse> stats = client.Stats();
-  if (!stats.ok()) return stats.status();
-  return FindModel(*stats, spec).status();
-}
 
 // ----- predict -----
 
@@ -233,89 +177,6 @@ void PrintExplanation(const std::string& image, v1::ExplainResponse response,
   for (const std::string& path : written) std::cout << "  wrote " << path << "\n";
 }
 
-// ----- clear-cache -----
-
-v1::ClearCacheRequest ClearCacheRequestFor(const CliFlags& flags) {
-  v1::ClearCacheRequest request;
-  if (IsSet(flags.Model())) *request.mutable_model() = flags.Model();
-  return request;
-}
-
-std::string ClearedText(const v1::ClearCacheResponse& response) {
-  return absl::StrFormat(
-      "cleared explain cache: %d entries, %d bytes; predict cache: %d entries, %d bytes",
-      response.explain_entries_freed(), response.explain_bytes_freed(),
-      response.predict_entries_freed(), response.predict_bytes_freed());
-}
-
-// The model check (ClearCache of an unknown model must not look like success), then ClearCache.
-absl::StatusOr<v1::ClearCacheResponse> ClearOne(const Client& client, const CliFlags& flags) {
-  if (absl::Status status = CheckModelServed(client, flags.Model()); !status.ok()) return status;
-  return client.ClearCache(ClearCacheRequestFor(flags));
-}
-
-int ClearAllReplicas(const CliFlags& flags) {
-  absl::StatusOr<std::vector<Replica>> replicas = ResolveReplicas(flags.connection.target);
-  if (!replicas.ok()) {
-    if (replicas.status().code() == absl::StatusCode::kInvalidArgument) {
-      return Usage("clear-cache", replicas.status().message());
-    }
-    return Fail("clear-cache --all-replicas", replicas.status());
-  }
-  // Every client first: a usage problem (e.g. a plaintext token off the host) stops before any
-  // call.
-  std::vector<std::unique_ptr<Client>> clients;
-  for (const Replica& replica : *replicas) {
-    ClientSpec spec;
-    spec.access = Access::kAdmin;
-    spec.connection = 1;
-    spec.target = replica.target;
-    spec.tls_name = replica.host;
-    absl::StatusOr<std::unique_ptr<Client>> client = MakeClient(flags.connection, spec);
-    if (!client.ok()) return Usage("clear-cache", client.status().message());
-    clients.push_back(*std::move(client));
-  }
-  Json results = Json::array();
-  int failed = 0;
-  absl::Status first_refusal;
-  for (size_t i = 0; i < clients.size(); ++i) {
-    const std::string& address = (*replicas)[i].address;
-    absl::StatusOr<v1::ClearCacheResponse> response = ClearOne(*clients[i], flags);
-    Json result = Json::object();
-    result["address"] = address;
-    result["ok"] = response.ok();
-    if (response.ok()) {
-      result["response"] = ProtoToJson(*response);
-      if (!flags.json) std::cout << address << ": " << ClearedText(*response) << "\n";
-    } else {
-      ++failed;
-      result["code"] = absl::StatusCodeToString(response.status().code());
-      result["message"] = std::string(response.status().message());
-      if (first_refusal.ok()) first_refusal = response.status();
-      if (!flags.json) {
-        std::cout << address << ": error: " << absl::StatusCodeToString(response.status().code())
-                  << ": " << response.status().message() << "\n";
-      }
-    }
-    results.push_back(std::move(result));
-  }
-  if (flags.json) {
-    Json summary = Json::object();
-    summary["replicas"] = std::move(results);
-    summary["ok"] = failed == 0;
-    std::cout << JsonLine(summary) << "\n";
-  } else {
-    std::cout << absl::StrFormat("%d of %d replicas cleared\n", clients.size() - failed,
-                                 clients.size());
-  }
-  if (failed == 0) return kExitOk;
-  std::cerr << absl::StrFormat("error: clear-cache: %d of %d replicas failed\n", failed,
-                               clients.size());
-  const std::string hint = AdminTokenHint(first_refusal, !AdminToken(flags.connection).empty());
-  if (!hint.empty()) std::cerr << hint << "\n";
-  return kExitFailed;
-}
-
 // ----- stats -----
 
 void PrintStats(const v1::StatsResponse& response) {
@@ -434,28 +295,6 @@ int RunStats(const CliFlags& flags) {
     std::cout << JsonLine(ProtoToJson(*response)) << "\n";
   } else {
     PrintStats(*response);
-  }
-  return kExitOk;
-}
-
-int RunClearCache(const CliFlags& flags) {
-  if (flags.all_replicas) return ClearAllReplicas(flags);
-  ClientSpec admin;
-  admin.access = Access::kAdmin;
-  absl::StatusOr<std::unique_ptr<Client>> client = MakeClient(flags.connection, admin);
-  if (!client.ok()) return Usage("clear-cache", client.status().message());
-  absl::StatusOr<v1::ClearCacheResponse> response = ClearOne(**client, flags);
-  if (!response.ok()) {
-    Fail("clear-cache", response.status());
-    const std::string hint =
-        AdminTokenHint(response.status(), !AdminToken(flags.connection).empty());
-    if (!hint.empty()) std::cerr << hint << "\n";
-    return kExitFailed;
-  }
-  if (flags.json) {
-    std::cout << JsonLine(ProtoToJson(*response)) << "\n";
-  } else {
-    std::cout << ClearedText(*response) << "\n";
   }
   return kExitOk;
 }
