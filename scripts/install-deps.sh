@@ -5,12 +5,13 @@
 set -euo pipefail
 
 # What building the server and the CLI and running the demo need (scripts/demo.sh). OpenCV: core and
-# imgproc only (libopencv-dev would add every module's headers: 64 packages, 64 MB).
+# imgproc only (libopencv-dev would add every module's headers: 64 packages, 64 MB). libjpeg62-turbo-dev:
+# libjpeg-turbo's CMake config names its static library.
 build_packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl python3
   libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   prometheus-cpp-dev libopencv-core-dev libopencv-imgproc-dev libturbojpeg0-dev libpng-dev libwebp-dev
-  libxxhash-dev libcpp-httplib-dev libssl-dev nlohmann-json3-dev libcli11-dev
+  libjpeg62-turbo-dev libxxhash-dev libcpp-httplib-dev libssl-dev nlohmann-json3-dev libcli11-dev
 )
 # What only the tests, sanitizer and fuzz stages and the benchmarks need: GoogleTest and Google
 # Benchmark, clang for the sanitizers and fuzzers, Prometheus (promtool), Python's torch, gRPC and
