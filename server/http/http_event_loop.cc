@@ -172,17 +172,23 @@ bool HttpServer::Loop::Handshake(Connection& c) {
   return false;
 }
 
+ssize_t HttpServer::Loop::ReadAvailable(Connection& c, char* buffer, size_t size) {
+  for (;;) {
+    const ssize_t n = internal::ReadSome(c, buffer, size);
+    if (n > 0) return n;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    connections_.Close(c);  // closed or reset by the peer
+    return -1;
+  }
+}
+
 void HttpServer::Loop::ReadHead(Connection& c) {
   if (!c.handshake_done && c.ssl != nullptr && !Handshake(c)) return;
   char buffer[4096];
   for (;;) {
-    const ssize_t n = internal::ReadSome(c, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n <= 0) {  // closed or reset before a complete head
-      connections_.Close(c);
-      return;
-    }
+    const ssize_t n = ReadAvailable(c, buffer, sizeof(buffer));
+    if (n <= 0) return;  // nothing yet, or closed before the whole message
     const size_t scanned = c.in.size() < 3 ? 0 : c.in.size() - 3;
     c.in.append(buffer, static_cast<size_t>(n));
     const size_t end = internal::HeadEnd(c.in, scanned);
@@ -271,13 +277,8 @@ void HttpServer::Loop::AppendBody(Connection& c, absl::string_view bytes) {
 void HttpServer::Loop::ReadBody(Connection& c) {
   char buffer[16384];
   while (c.request->body.size() < c.body_length) {
-    const ssize_t n = internal::ReadSome(c, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (n <= 0) {  // closed or reset before the whole body
-      connections_.Close(c);
-      return;
-    }
+    const ssize_t n = ReadAvailable(c, buffer, sizeof(buffer));
+    if (n <= 0) return;  // nothing yet, or closed before the whole message
     AppendBody(c, absl::string_view(buffer, static_cast<size_t>(n)));
   }
   Enqueue(c);

@@ -49,6 +49,9 @@ class HttpServer::Loop {
 
   // Connection phases.
   bool Handshake(Connection& c);
+  // One read into `buffer` (EINTR retried): the byte count, 0 when nothing is available yet, or -1
+  // after closing the connection because the peer closed or reset it.
+  ssize_t ReadAvailable(Connection& c, char* buffer, size_t size);
   void ReadHead(Connection& c);
   void Dispatch(Connection& c, absl::string_view head);
   // False (and the connection answered 413 or 503) when a body of `length` cannot be taken.

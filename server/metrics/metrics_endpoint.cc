@@ -12,18 +12,14 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   http::HttpServer::Options options;
   options.address = address;
   options.name = "metrics";
-  auto server = http::HttpServer::Start(std::move(options), endpoint->router_.AsHandler());
-  if (!server.ok()) return server.status();
-  endpoint->server_ = *std::move(server);
+  if (absl::Status started = endpoint->http_.Start(std::move(options)); !started.ok()) {
+    return started;
+  }
   return endpoint;
 }
 
-MetricsEndpoint::~MetricsEndpoint() {
-  if (server_ != nullptr) server_->Shutdown();
-}
-
 void MetricsEndpoint::AddRoutes(const MetricsRegistry* metrics) {
-  httplib::Server& routes = router_.routes();
+  httplib::Server& routes = http_.routes();
   routes.Get("/metrics", [metrics](const httplib::Request&, httplib::Response& response) {
     response.set_content(metrics->SerializeText(), kTextFormatContentType);
   });

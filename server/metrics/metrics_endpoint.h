@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/http/http_server.h"
-#include "server/http/httplib_router.h"
+#include "server/http/routed_http_server.h"
 #include "server/metrics/metrics_registry.h"
 
 namespace cropshield::metrics {
@@ -26,18 +26,16 @@ class MetricsEndpoint {
   // Starts serving `metrics` on `address` (host:port; port 0 picks one, see port()).
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const std::string& address,
                                                                 const MetricsRegistry* metrics);
-  ~MetricsEndpoint();  // Shutdown()
 
-  int port() const { return server_->port(); }
+  int port() const { return http_.port(); }
   // Stops serving; idempotent.
-  void Shutdown() { server_->Shutdown(); }
+  void Shutdown() { http_.Shutdown(); }
 
  private:
   MetricsEndpoint() = default;
   void AddRoutes(const MetricsRegistry* metrics);
 
-  http::HttplibRouter router_;
-  std::unique_ptr<http::HttpServer> server_;  // after router_: stops before it goes
+  http::RoutedHttpServer http_;
 };
 
 }  // namespace cropshield::metrics

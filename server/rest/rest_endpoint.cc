@@ -10,7 +10,7 @@ absl::StatusOr<std::unique_ptr<RestEndpoint>> RestEndpoint::Start(
   auto front_end = RestFrontEnd::Create(options.rest, core, protocol);
   if (!front_end.ok()) return front_end.status();
   endpoint->front_end_ = *std::move(front_end);
-  endpoint->front_end_->AddRoutes(endpoint->router_.routes());
+  endpoint->front_end_->AddRoutes(endpoint->http_.routes());
   http::HttpServer::Options http;
   http.address = options.address;
   http.name = "http";
@@ -25,14 +25,10 @@ absl::StatusOr<std::unique_ptr<RestEndpoint>> RestEndpoint::Start(
     if (!tls.ok()) return tls.status();
     http.tls = *std::move(tls);
   }
-  auto server = http::HttpServer::Start(std::move(http), endpoint->router_.AsHandler());
-  if (!server.ok()) return server.status();
-  endpoint->server_ = *std::move(server);
+  if (absl::Status started = endpoint->http_.Start(std::move(http)); !started.ok()) {
+    return started;
+  }
   return endpoint;
-}
-
-RestEndpoint::~RestEndpoint() {
-  if (server_ != nullptr) server_->Shutdown();
 }
 
 }  // namespace cropshield::rest

@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/http/http_server.h"
-#include "server/http/httplib_router.h"
+#include "server/http/routed_http_server.h"
 #include "server/http/tls_context.h"
 #include "server/rest/rest_front_end.h"
 
@@ -42,18 +42,16 @@ class RestEndpoint {
   static absl::StatusOr<std::unique_ptr<RestEndpoint>> Start(RestEndpointOptions options,
                                                              core::InferenceCore* core,
                                                              oip::InferenceProtocol* protocol);
-  ~RestEndpoint();  // Shutdown()
 
-  int port() const { return server_->port(); }
+  int port() const { return http_.port(); }
   // Stops accepting, lets calls being handled finish; idempotent.
-  void Shutdown() { server_->Shutdown(); }
+  void Shutdown() { http_.Shutdown(); }
 
  private:
   RestEndpoint() = default;
 
   std::unique_ptr<RestFrontEnd> front_end_;
-  http::HttplibRouter router_;
-  std::unique_ptr<http::HttpServer> server_;  // last: stops before the routes go
+  http::RoutedHttpServer http_;  // after front_end_: stops before the handlers go
 };
 
 }  // namespace cropshield::rest
