@@ -238,26 +238,54 @@ void AddHealth(CLI::App& app, CliFlags* flags) {
   AddConnectionOptions(health, &flags->connection, false, kConnection);
 }
 
-void AddBench(CLI::App& app, CliFlags* flags) {
-  CLI::App* bench = app.add_subcommand(
-      "bench", "Closed-loop load generator for Predict or Explain; prints throughput and latency.");
-  cropshield::client::BenchOptions* b = &flags->bench;
+void AddBenchPhotos(CLI::App* bench, cropshield::client::BenchOptions* b) {
   bench
       ->add_option("--images", b->images,
-                   "An image file or a directory of .jpg/.jpeg/.png/.webp files")
+                   "A photo file, or a directory whose JPEG/PNG/WebP photos are loaded (by "
+                   "content; greyscale images such as lesion masks and other files are skipped "
+                   "and counted)")
       ->required();
+  bench->add_option("--images_filter", b->images_filter,
+                    "Load only the directory's files whose name matches this glob (e.g. '*.jpg')");
+  bench->add_flag("--images_keep_greyscale", b->images_keep_greyscale,
+                  "Also load greyscale images (skipped by default: they are masks, not photos)");
+}
+
+void AddBenchLoad(CLI::App* bench, cropshield::client::BenchOptions* b) {
   bench->add_option("--rpc", b->rpc, "RPC to call")->check(CLI::IsMember({"predict", "explain"}));
-  bench->add_option("--concurrency", b->concurrency, "Calls kept in flight at once (closed loop)")
+  bench->add_option("--concurrency", b->concurrency,
+                    "Closed loop: calls kept in flight, or a list swept one step per level "
+                    "(1,8,64); default 1");
+  bench->add_option("--rate", b->rate,
+                    "Open loop instead: requests/s with Poisson arrivals, or a list (20,50); "
+                    "latency counts from each call's scheduled time");
+  bench
+      ->add_option("--max_outstanding", b->max_outstanding,
+                   "Open loop: calls in flight at most; arrivals over it wait (counted as "
+                   "delayed, or dropped when the step ends first)")
       ->check(IntAtLeast(1));
+  bench->add_option("--seed", b->seed, "Open loop: seed of the arrival schedule");
   bench
       ->add_option("--duration", b->duration_s,
-                   "Seconds to measure (ignored when --requests is set)")
+                   "Seconds to measure per step (ignored when --requests is set)")
       ->check(NonNegative());
-  bench->add_option("--requests", b->requests, "Measure this many calls instead of a duration")
+  bench->add_option("--requests", b->requests, "Closed loop: measure this many calls per step")
       ->check(IntAtLeast(0));
-  bench->add_option("--warmup", b->warmup_s, "Seconds of load before measuring starts")
+  bench->add_option("--warmup", b->warmup_s, "Seconds of unmeasured load before every step")
       ->check(NonNegative());
-  bench->add_option("--json,--bench_json", b->json_path, "Write the results as JSON to this file");
+}
+
+void AddBench(CLI::App& app, CliFlags* flags) {
+  CLI::App* bench = app.add_subcommand(
+      "bench",
+      "Load generator for Predict or Explain (closed-loop concurrency sweeps or open-loop "
+      "Poisson rates); prints a table row per step, writes JSON and CSV.");
+  cropshield::client::BenchOptions* b = &flags->bench;
+  AddBenchPhotos(bench, b);
+  AddBenchLoad(bench, b);
+  bench->add_option("--json,--bench_json", b->json_path,
+                    "Write the settings, photo set and every step as JSON to this file");
+  bench->add_option("--csv", b->csv_path, "Write one row per step as CSV to this file");
   bench->add_flag("--bench_bypass_cache", b->bypass_cache,
                   "Explain with bypass_cache, so every call computes (uncached Explain)");
   bench

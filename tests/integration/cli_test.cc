@@ -27,6 +27,7 @@ using ::cropshield::testing::kCli;
 using ::cropshield::testing::kDemoRepository;
 using ::cropshield::testing::kSamples;
 using ::cropshield::testing::kServer;
+using ::cropshield::testing::kSourceDir;
 using ::cropshield::testing::ReadFileOrDie;
 using ::cropshield::testing::RunCommand;
 using ::cropshield::testing::ServerProcess;
@@ -86,7 +87,8 @@ TEST(CliUsageTest, HelpListsTheFlagsOfEachCommand) {
     EXPECT_THAT(clear.output, HasSubstr(flag)) << flag;
   }
   CommandResult bench = Cli("bench --help");
-  for (const char* flag : {"--images", "--concurrency", "--json", "--model_name", "--progress"}) {
+  for (const char* flag : {"--images", "--images_filter", "--concurrency", "--rate", "--seed",
+                           "--max_outstanding", "--json", "--csv", "--model_name", "--progress"}) {
     EXPECT_THAT(bench.output, HasSubstr(flag)) << flag;
   }
   // Every flag in absl's format, which tests/deploy reads.
@@ -98,21 +100,29 @@ TEST(CliUsageTest, HelpListsTheFlagsOfEachCommand) {
 
 TEST(CliUsageTest, UsageErrorsExitTwo) {
   const std::string sample = kSamples + "/" + kSample;
-  const std::vector<std::string> usage_errors = {"predict --no_such_flag " + sample,
-                                                 "predict",
-                                                 "predict --top_k=abc " + sample,
-                                                 "predict --top_k=0 " + sample,
-                                                 "frobnicate",
-                                                 std::string(""),
-                                                 "explain",
-                                                 "explain a.jpg b.jpg",
-                                                 "explain --method=nope " + sample,
-                                                 "explain --alpha=2 " + sample,
-                                                 "health --deadline_ms=-5",
-                                                 "bench",
-                                                 "bench --images=x --rpc=delete",
-                                                 "predict - - --target=127.0.0.1:1",
-                                                 "stats --model_version=-1"};
+  const std::vector<std::string> usage_errors = {
+      "predict --no_such_flag " + sample,
+      "predict",
+      "predict --top_k=abc " + sample,
+      "predict --top_k=0 " + sample,
+      "frobnicate",
+      std::string(""),
+      "explain",
+      "explain a.jpg b.jpg",
+      "explain --method=nope " + sample,
+      "explain --alpha=2 " + sample,
+      "health --deadline_ms=-5",
+      "bench",
+      "bench --images=x --rpc=delete",
+      "bench --images=x --concurrency=0,x",
+      "bench --images=x --concurrency=4,",
+      "bench --images=x --rate=0",
+      "bench --images=x --rate=20 --concurrency=4",
+      "bench --images=x --rate=20 --requests=5",
+      "bench --images=x --max_outstanding=0",
+      "bench --images=" + kSamples + " --images_filter='*.webp'",
+      "predict - - --target=127.0.0.1:1",
+      "stats --model_version=-1"};
   for (const std::string& args : usage_errors) {
     CommandResult result = Cli(args);
     EXPECT_EQ(result.exit_code, 2) << args << "\n" << result.output;
@@ -319,6 +329,92 @@ TEST_F(CliTest, OverlayEncodingFollowsTheExtension) {
 }
 
 // ----- two servers behind one name -----
+
+// `cropshield bench`: only photos are loaded, sweeps give a row per level in the table, CSV and
+// JSON, and the open loop keeps a low Poisson rate.
+TEST_F(CliTest, BenchLoadsOnlyThePhotosAndSaysWhatItSkipped) {
+  const std::string json_path = ::testing::TempDir() + "/bench_photos.json";
+  CommandResult result =
+      Cli(absl::StrCat("bench --images=", kSamples,
+                       " --requests=3 --warmup=0 --progress=false --json=", json_path, Target()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("photos: 10 loaded from " + kSamples));
+  EXPECT_THAT(result.output, HasSubstr("10 greyscale (a mask, not a photo)"));
+  EXPECT_THAT(result.output, HasSubstr("1 not a JPEG, PNG or WebP"));
+  EXPECT_THAT(result.output, HasSubstr("pixels: min 512x512, median"));
+  const nlohmann::json json = nlohmann::json::parse(ReadFileOrDie(json_path));
+  EXPECT_EQ(json["photos"]["count"], 10);
+  for (const nlohmann::json& file : json["photos"]["files"]) {
+    EXPECT_THAT(file["path"].get<std::string>(), Not(HasSubstr("_mask"))) << file;
+  }
+  ASSERT_EQ(json["steps"].size(), 1u);
+  EXPECT_EQ(json["steps"][0]["ok"], 3);
+  EXPECT_EQ(json["ok"], 3);  // the one-step keys stay at the top level
+}
+
+TEST_F(CliTest, BenchConcurrencySweepWritesARowPerLevel) {
+  const std::string dir = MakeDir("cli_bench_sweep");
+  CommandResult result = Cli(absl::StrCat(
+      "bench --images=", Sample(), " --concurrency=1,2 --duration=0.6 --warmup=0.2",
+      " --progress=false --csv=", dir, "/sweep.csv --json=", dir, "/sweep.json", Target()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("\nc1 "));
+  EXPECT_THAT(result.output, HasSubstr("\nc2 "));
+  std::vector<std::string> csv =
+      absl::StrSplit(ReadFileOrDie(dir + "/sweep.csv"), '\n', absl::SkipEmpty());
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_THAT(csv[0], HasSubstr("mode,rpc,concurrency,rate,requests,ok,errors,seconds,throughput,"
+                                "p50_ms,p90_ms,p99_ms"));
+  EXPECT_THAT(csv[1], HasSubstr("closed,predict,1,,"));
+  EXPECT_THAT(csv[2], HasSubstr("closed,predict,2,,"));
+  const nlohmann::json json = nlohmann::json::parse(ReadFileOrDie(dir + "/sweep.json"));
+  ASSERT_EQ(json["steps"].size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const nlohmann::json& step = json["steps"][i];
+    EXPECT_EQ(step["concurrency"], i + 1);
+    EXPECT_GT(step["ok"].get<int>(), 2) << step;
+    EXPECT_EQ(step["error_count"], 0);
+    EXPECT_NEAR(step["throughput"].get<double>(),
+                step["ok"].get<double>() / step["seconds"].get<double>(), 0.01);
+    EXPECT_GT(step["p50_ms"].get<double>(), 0);
+    EXPECT_LE(step["p50_ms"].get<double>(), step["p99_ms"].get<double>());
+    EXPECT_LE(step["p99_ms"].get<double>(), step["max_ms"].get<double>());
+  }
+  // bench/plot_sweeps.py draws it (with Debian's python3-matplotlib, which CI installs).
+  const std::string python = CROPSHIELD_PYTHON;
+  if (RunCommand(python + " -c 'import matplotlib'").exit_code != 0) {
+    GTEST_SKIP() << python << " has no matplotlib (python3-matplotlib): plot not checked";
+  }
+  CommandResult plot =
+      RunCommand(absl::StrCat(python, " ", kSourceDir, "/bench/plot_sweeps.py ", dir,
+                              "/sweep.png 'this server=", dir, "/sweep.json'"),
+                 true);
+  ASSERT_EQ(plot.exit_code, 0) << plot.output;
+  const std::string png = ReadFileOrDie(dir + "/sweep.png");
+  EXPECT_EQ(png.substr(0, 8), "\x89PNG\r\n\x1A\n");
+  EXPECT_GT(png.size(), 5000u);
+}
+
+TEST_F(CliTest, BenchOpenLoopKeepsALowPoissonRate) {
+  const std::string json_path = ::testing::TempDir() + "/bench_rate.json";
+  CommandResult result =
+      Cli(absl::StrCat("bench --images=", Sample(), " --rate=20 --duration=2 --warmup=0.3",
+                       " --progress=false --json=", json_path, Target()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_THAT(result.output, HasSubstr("\n20/s "));
+  const nlohmann::json step = nlohmann::json::parse(ReadFileOrDie(json_path))["steps"][0];
+  EXPECT_EQ(step["mode"], "open");
+  EXPECT_EQ(step["rate"], 20);
+  // Poisson arrivals over 2 s: the seeded schedule gives about 40; loaded CI machines may send
+  // late, never fewer.
+  EXPECT_GE(step["sent_rate"].get<double>(), 13) << step;
+  EXPECT_LE(step["sent_rate"].get<double>(), 27) << step;
+  EXPECT_EQ(step["dropped"], 0);
+  EXPECT_EQ(step["sent"], step["scheduled"]);
+  EXPECT_EQ(step["ok"], step["sent"]);  // every measured call completes before the step ends
+  EXPECT_GT(step["p50_ms"].get<double>(), 0);
+  EXPECT_LT(step["p50_ms"].get<double>(), 1000);
+}
 
 TEST(CliReplicasTest, ClearCacheAllReplicasReachesEveryAddressTheNameResolvesTo) {
   // One port on two loopback addresses; a DNS responder resolves cropshield.test to both. The
