@@ -48,9 +48,11 @@ absl::StatusOr<int> ResolveTopK(int requested, int num_classes) {
   return requested;
 }
 
-absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& request,
-                                        const cropshield::v1::ModelMetadata& metadata) {
-  ExplainPlan plan;
+namespace {
+
+// The class to explain: by index, by label, or -1 (the top-1 class, decided after the forward).
+absl::StatusOr<int> ResolveTargetClass(const cropshield::v1::ExplainRequest& request,
+                                       const cropshield::v1::ModelMetadata& metadata) {
   const int classes = metadata.labels_size();
   switch (request.target_case()) {
     case cropshield::v1::ExplainRequest::kClassIndex:
@@ -58,8 +60,7 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
         return absl::InvalidArgumentError(absl::StrCat("class_index must be in 0..", classes - 1,
                                                        ", got ", request.class_index()));
       }
-      plan.target_class = request.class_index();
-      break;
+      return request.class_index();
     case cropshield::v1::ExplainRequest::kClassLabel: {
       const auto& labels = metadata.labels();
       auto it = std::find(labels.begin(), labels.end(), request.class_label());
@@ -70,38 +71,38 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
                          request.class_label().size() > 64 ? "..." : "",
                          "' is not a label of model ", metadata.name()));
       }
-      plan.target_class = static_cast<int>(it - labels.begin());
-      break;
+      return static_cast<int>(it - labels.begin());
     }
     default:
-      plan.target_class = -1;
+      return -1;
   }
-  switch (request.method()) {
+}
+
+// The CAM method (unspecified means Grad-CAM) into plan.method and plan.method_proto.
+absl::Status ResolveMethod(cropshield::v1::ExplainMethod method, ExplainPlan& plan) {
+  plan.method_proto = method;
+  switch (method) {
     case cropshield::v1::EXPLAIN_METHOD_UNSPECIFIED:
     case cropshield::v1::EXPLAIN_METHOD_GRAD_CAM:
       plan.method = engine::CamMethod::kGradCam;
       plan.method_proto = cropshield::v1::EXPLAIN_METHOD_GRAD_CAM;
-      break;
+      return absl::OkStatus();
     case cropshield::v1::EXPLAIN_METHOD_GRAD_CAM_PLUS_PLUS:
       plan.method = engine::CamMethod::kGradCamPlusPlus;
-      plan.method_proto = request.method();
-      break;
+      return absl::OkStatus();
     case cropshield::v1::EXPLAIN_METHOD_HIRES_CAM:
       plan.method = engine::CamMethod::kHiResCam;
-      plan.method_proto = request.method();
-      break;
+      return absl::OkStatus();
     case cropshield::v1::EXPLAIN_METHOD_LAYER_CAM:
       plan.method = engine::CamMethod::kLayerCam;
-      plan.method_proto = request.method();
-      break;
+      return absl::OkStatus();
     default:
-      return absl::InvalidArgumentError(absl::StrCat("unknown explain method ", request.method()));
+      return absl::InvalidArgumentError(absl::StrCat("unknown explain method ", method));
   }
-  ExplainOutputs& out = plan.outputs;
-  out = request.outputs();
-  if (!out.feature_map() && !out.image_map() && !out.heatmap_png() && !out.overlay()) {
-    out.set_feature_map(true);
-  }
+}
+
+// Defaults filled in and ranges checked for the outputs' rendering options.
+absl::Status ResolveRendering(ExplainOutputs& out) {
   if (out.colormap() == cropshield::v1::COLORMAP_UNSPECIFIED) {
     out.set_colormap(cropshield::v1::COLORMAP_JET);
   } else if (!cropshield::v1::Colormap_IsValid(out.colormap())) {
@@ -123,7 +124,11 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
     return absl::InvalidArgumentError(
         absl::StrCat("jpeg_quality must be in 1..100, got ", out.jpeg_quality()));
   }
-  // Options that do not change the result must not split the cache.
+  return absl::OkStatus();
+}
+
+// Options that do not change the result must not split the cache.
+void ClearUnusedRendering(ExplainOutputs& out) {
   if (!out.overlay()) {
     out.clear_overlay_encoding();
     out.clear_overlay_alpha();
@@ -132,7 +137,23 @@ absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& re
     out.clear_jpeg_quality();
   }
   if (!out.overlay() && !out.heatmap_png()) out.clear_colormap();
-  CS_ASSIGN_OR_RETURN(plan.top_k, ResolveTopK(request.top_k(), classes));
+}
+
+}  // namespace
+
+absl::StatusOr<ExplainPlan> PlanExplain(const cropshield::v1::ExplainRequest& request,
+                                        const cropshield::v1::ModelMetadata& metadata) {
+  ExplainPlan plan;
+  CS_ASSIGN_OR_RETURN(plan.target_class, ResolveTargetClass(request, metadata));
+  CS_RETURN_IF_ERROR(ResolveMethod(request.method(), plan));
+  ExplainOutputs& out = plan.outputs;
+  out = request.outputs();
+  if (!out.feature_map() && !out.image_map() && !out.heatmap_png() && !out.overlay()) {
+    out.set_feature_map(true);
+  }
+  CS_RETURN_IF_ERROR(ResolveRendering(out));
+  ClearUnusedRendering(out);
+  CS_ASSIGN_OR_RETURN(plan.top_k, ResolveTopK(request.top_k(), metadata.labels_size()));
   return plan;
 }
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -197,8 +198,11 @@ absl::StatusOr<CropBox> ComputeCropBox(int full_width, int full_height,
   return BoxFromGeometry(full_width, full_height, x, y, options.input_size);
 }
 
-absl::Status Preprocess(const DecodedImage& image, const PreprocessOptions& options,
-                        absl::Span<float> out, CropBox* crop_box) {
+namespace {
+
+// The checks of Preprocess's arguments; the full photo size (the image's own when unset).
+absl::Status CheckPreprocessInputs(const DecodedImage& image, const PreprocessOptions& options,
+                                   size_t out_floats, int64_t* full_w, int64_t* full_h) {
   CS_RETURN_IF_ERROR(ValidateOptions(options));
   const int64_t w = image.width;
   const int64_t h = image.height;
@@ -209,43 +213,41 @@ absl::Status Preprocess(const DecodedImage& image, const PreprocessOptions& opti
     return absl::InvalidArgumentError(
         absl::StrCat("image holds ", image.rgb.size(), " bytes, expected ", w, "x", h, "x3"));
   }
-  int64_t full_w = image.full_width;
-  int64_t full_h = image.full_height;
-  if (full_w == 0 && full_h == 0) {
-    full_w = w;
-    full_h = h;
-  }
-  if (full_w <= 0 || full_h <= 0) {
+  const bool unset = image.full_width == 0 && image.full_height == 0;
+  *full_w = unset ? w : image.full_width;
+  *full_h = unset ? h : image.full_height;
+  if (*full_w <= 0 || *full_h <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("full photo size ", full_w, "x", full_h, " is not positive"));
+        absl::StrCat("full photo size ", *full_w, "x", *full_h, " is not positive"));
   }
   const int crop = options.input_size;
   const size_t plane = static_cast<size_t>(crop) * static_cast<size_t>(crop);
-  if (out.size() != 3 * plane) {
+  if (out_floats != 3 * plane) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "output holds ", out.size(), " floats, expected 3x", crop, "x", crop, " = ", 3 * plane));
+        "output holds ", out_floats, " floats, expected 3x", crop, "x", crop, " = ", 3 * plane));
   }
+  return absl::OkStatus();
+}
 
-  AxisGeometry gx, gy;
-  ComputeGeometry(full_w, full_h, options, &gx, &gy);
-  if (crop_box != nullptr) *crop_box = BoxFromGeometry(full_w, full_h, gx, gy, crop);
-
-  // The photo's extent in `image` pixels. A DCT-scaled JPEG covers exactly full * num / denom
-  // pixels (its last pixel only partly); width / full_width would be off by that rounding.
-  double extent_x = static_cast<double>(w);
-  double extent_y = static_cast<double>(h);
+// The photo's extent in `image` pixels. A DCT-scaled JPEG covers exactly full * num / denom
+// pixels (its last pixel only partly); width / full_width would be off by that rounding.
+std::pair<double, double> SourceExtent(const DecodedImage& image, int64_t full_w, int64_t full_h) {
+  const int64_t w = image.width;
+  const int64_t h = image.height;
   const int64_t num = image.scale_num;
   const int64_t denom = image.scale_denom;
   if (num > 0 && denom > 0 && (full_w * num + denom - 1) / denom == w &&
       (full_h * num + denom - 1) / denom == h) {
-    extent_x = static_cast<double>(full_w * num) / static_cast<double>(denom);
-    extent_y = static_cast<double>(full_h * num) / static_cast<double>(denom);
+    return {static_cast<double>(full_w * num) / static_cast<double>(denom),
+            static_cast<double>(full_h * num) / static_cast<double>(denom)};
   }
-  const AxisFilter fx = BuildAxisFilter(w, extent_x, gx, crop);
-  const AxisFilter fy = BuildAxisFilter(h, extent_y, gy, crop);
+  return {static_cast<double>(w), static_cast<double>(h)};
+}
 
-  // Horizontal pass over just the source rows the vertical pass reads, then the vertical pass;
-  // PIL's order, with its rounding to 8 bits in between.
+// Horizontal pass over just the source rows [fy.min_source, fy.end_source) that the vertical pass
+// reads: `crop` interleaved RGB8 columns per row, rounded to 8 bits as PIL does.
+std::vector<uint8_t> HorizontalPass(const DecodedImage& image, const AxisFilter& fx,
+                                    const AxisFilter& fy, int crop) {
   const int64_t row0 = fy.min_source;
   const int64_t rows = fy.end_source - fy.min_source;
   const size_t tmp_stride = static_cast<size_t>(crop) * 3;
@@ -254,7 +256,7 @@ absl::Status Preprocess(const DecodedImage& image, const PreprocessOptions& opti
   const bool copy_x = IsPlainCopy(fx);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* src_row =
-        image.rgb.data() + static_cast<size_t>(row0 + r) * static_cast<size_t>(w) * 3;
+        image.rgb.data() + static_cast<size_t>(row0 + r) * static_cast<size_t>(image.width) * 3;
     uint8_t* tmp_row = tmp.data() + static_cast<size_t>(r) * tmp_stride;
     if (copy_x) {  // same bytes as the arithmetic below gives for a single weight of 1.0
       std::memcpy(tmp_row, src_row + static_cast<size_t>(fx.taps[0].first) * 3, tmp_stride);
@@ -278,9 +280,17 @@ absl::Status Preprocess(const DecodedImage& image, const PreprocessOptions& opti
       }
     }
   }
+  return tmp;
+}
 
-  // Vertical pass, fused with ToTensor (v / 255) + Normalize ((v - mean) / std, float32 like
-  // torch) and the output channel order.
+// Vertical pass over HorizontalPass's rows, fused with ToTensor (v / 255) + Normalize
+// ((v - mean) / std, float32 like torch) and the output channel order.
+void VerticalPass(const std::vector<uint8_t>& tmp, const AxisFilter& fy, int crop,
+                  const PreprocessOptions& options, absl::Span<float> out) {
+  const int64_t row0 = fy.min_source;
+  const size_t tmp_stride = static_cast<size_t>(crop) * 3;
+  const size_t plane = static_cast<size_t>(crop) * static_cast<size_t>(crop);
+  constexpr int32_t kHalf = int32_t{1} << (kPrecisionBits - 1);
   // The normalised value of each 8-bit level, computed with torch's float32 expression (so the
   // table is bit-identical to it) once per channel instead of a division per pixel.
   float* planes[3];
@@ -321,6 +331,24 @@ absl::Status Preprocess(const DecodedImage& image, const PreprocessOptions& opti
       out2[j] = normalised[2][row[2]];
     }
   }
+}
+
+}  // namespace
+
+absl::Status Preprocess(const DecodedImage& image, const PreprocessOptions& options,
+                        absl::Span<float> out, CropBox* crop_box) {
+  int64_t full_w = 0;
+  int64_t full_h = 0;
+  CS_RETURN_IF_ERROR(CheckPreprocessInputs(image, options, out.size(), &full_w, &full_h));
+  const int crop = options.input_size;
+  AxisGeometry gx, gy;
+  ComputeGeometry(full_w, full_h, options, &gx, &gy);
+  if (crop_box != nullptr) *crop_box = BoxFromGeometry(full_w, full_h, gx, gy, crop);
+  const auto [extent_x, extent_y] = SourceExtent(image, full_w, full_h);
+  const AxisFilter fx = BuildAxisFilter(image.width, extent_x, gx, crop);
+  const AxisFilter fy = BuildAxisFilter(image.height, extent_y, gy, crop);
+  // PIL's order: horizontal, rounded to 8 bits, then vertical.
+  VerticalPass(HorizontalPass(image, fx, fy, crop), fy, crop, options, out);
   return absl::OkStatus();
 }
 
