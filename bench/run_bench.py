@@ -185,7 +185,8 @@ def run_floor(args, package):
 def server_commands(args, package):
     server_cmd = [os.path.join(args.build, "server", "cropshield-server"), f"--model={package}",
                   "--address=127.0.0.1:0", f"--device={args.device}",
-                  f"--precision={args.precision}", "--metrics_address="] + args.server_args.split()
+                  f"--precision={args.precision}", "--metrics_address=",
+                  "--http_address="] + args.server_args.split()
     if args.workers:
         server_cmd.append(f"--workers={args.workers}")
     if args.threads:
@@ -253,7 +254,8 @@ def markdown_table(results, args):
                   f"RSS {entry.get('cpp_rss_mb', 0):.0f} MB after the run, "
                   f"{entry.get('cpp_rss_idle_mb', 0):.0f} MB 2.5 s later (idle). W1 decode ceiling "
                   f"(all {results['cpus']} cores, cropshield-micro-benchmarks): "
-                  f"{entry.get('w1_decode_ceiling') or 0:.0f} photos/s.", "",
+                  + (f"{entry['w1_decode_ceiling']:.0f} photos/s." if entry.get("w1_decode_ceiling")
+                     else "not measured (cropshield-micro-benchmarks not built)."), "",
                   "| workload | C++ p50 ms | C++ p99 ms | C++ req/s | baseline p50 ms | baseline p99 ms "
                   "| baseline req/s | throughput ratio | p50 ratio |",
                   "|---|---|---|---|---|---|---|---|---|"]

@@ -260,9 +260,10 @@ void AddBenchLoad(CLI::App* bench, cropshield::client::BenchOptions* b) {
                     "Open loop instead: requests/s with Poisson arrivals, or a list (20,50); "
                     "latency counts from each call's scheduled time");
   bench
-      ->add_option("--max_outstanding", b->max_outstanding,
-                   "Open loop: calls in flight at most; arrivals over it wait (counted as "
-                   "delayed, or dropped when the step ends first)")
+      ->add_option(
+          "--max_outstanding", b->max_outstanding,
+          "Open loop: calls in flight at most; an arrival over it waits for a slot (counted as "
+          "delayed, or dropped when the step ends first)")
       ->check(IntAtLeast(1));
   bench->add_option("--seed", b->seed, "Open loop: seed of the arrival schedule");
   bench

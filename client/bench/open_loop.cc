@@ -24,8 +24,8 @@ Clock::duration Seconds(double s) {
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-// A send later than this after its scheduled time counts as delayed.
-constexpr double kDelayedMs = 1.0;
+// A send later than this after its scheduled time counts as late.
+constexpr double kLateMs = 1.0;
 
 // Calls in flight, bounded; shared with the callbacks, which hold it alive until the last returns.
 class OpenLoop : public std::enable_shared_from_this<OpenLoop> {
@@ -33,12 +33,15 @@ class OpenLoop : public std::enable_shared_from_this<OpenLoop> {
   OpenLoop(RpcCaller* caller, int max_outstanding)
       : caller_(caller), max_outstanding_(max_outstanding) {}
 
-  // Takes a slot: waits while max_outstanding calls are in flight, until `deadline` at most
-  // (false then).
-  bool AcquireSlot(Clock::time_point deadline) {
+  // Takes a slot: waits while max_outstanding calls are in flight (setting *waited), until
+  // `deadline` at most (false then).
+  bool AcquireSlot(Clock::time_point deadline, bool* waited) {
     absl::MutexLock lock(&mu_);
+    *waited = !HasFreeSlot();
     const absl::Duration left = absl::FromChrono(deadline - Clock::now());
-    if (!mu_.AwaitWithTimeout(absl::Condition(this, &OpenLoop::HasFreeSlot), left)) return false;
+    if (*waited && !mu_.AwaitWithTimeout(absl::Condition(this, &OpenLoop::HasFreeSlot), left)) {
+      return false;
+    }
     ++outstanding_;
     return true;
   }
@@ -86,14 +89,16 @@ void Schedule(OpenLoop& loop, const std::vector<Photo>& photos, const OpenLoopSp
     const bool measured = scheduled >= measure_from;
     if (measured) ++counts->scheduled;
     // Past stop_at a full loop stays full: the arrivals left are dropped without waiting.
-    if (!loop.AcquireSlot(stop_at)) {
+    bool waited = false;
+    if (!loop.AcquireSlot(stop_at, &waited)) {
       if (measured) ++counts->dropped;
       continue;
     }
     const double lag_ms = Ms(Clock::now() - scheduled);
     if (measured) {
       ++counts->sent;
-      if (lag_ms >= kDelayedMs) ++counts->delayed;
+      if (waited) ++counts->delayed;
+      if (lag_ms >= kLateMs) ++counts->late;
       counts->max_send_lag_ms = std::max(counts->max_send_lag_ms, lag_ms);
     }
     loop.Send(photos[index % photos.size()], scheduled, measured);

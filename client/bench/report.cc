@@ -11,7 +11,7 @@ namespace {
 
 constexpr char kCsvHeader[] =
     "mode,rpc,concurrency,rate,requests,ok,errors,seconds,throughput,p50_ms,p90_ms,p99_ms,"
-    "p999_ms,max_ms,mean_ms,scheduled,sent,sent_rate,delayed,dropped,max_send_lag_ms,"
+    "p999_ms,max_ms,mean_ms,scheduled,sent,sent_rate,late,delayed,dropped,max_send_lag_ms,"
     "max_outstanding";
 
 std::string ErrorsText(const StepResult& step) {
@@ -26,7 +26,8 @@ std::string TableHeader(const std::string& mode) {
   std::string header = absl::StrFormat("%-8s %8s %7s %9s %9s %9s %9s %9s", "load", "requests",
                                        "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms");
   if (mode == "open")
-    absl::StrAppend(&header, absl::StrFormat(" %8s %8s %8s", "sent/s", "delayed", "dropped"));
+    absl::StrAppend(&header,
+                    absl::StrFormat(" %8s %6s %8s %8s", "sent/s", "late", "delayed", "dropped"));
   return header;
 }
 
@@ -36,8 +37,8 @@ std::string TableRow(const StepResult& step) {
       absl::StrFormat("%-8s %8d %7d %9.1f %9.2f %9.2f %9.2f %9.2f", step.Label(), step.requests,
                       step.error_count(), step.throughput, l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms);
   if (step.mode == "open") {
-    absl::StrAppend(&row, absl::StrFormat(" %8.1f %8d %8d", step.open.sent_rate, step.open.delayed,
-                                          step.open.dropped));
+    absl::StrAppend(&row, absl::StrFormat(" %8.1f %6d %8d %8d", step.open.sent_rate, step.open.late,
+                                          step.open.delayed, step.open.dropped));
   }
   if (!step.errors.empty()) absl::StrAppend(&row, "  errors: ", ErrorsText(step));
   return row;
@@ -45,11 +46,13 @@ std::string TableRow(const StepResult& step) {
 
 std::string ScheduleWarning(const StepResult& step) {
   const OpenLoopCounts& o = step.open;
-  if (step.mode != "open" || (o.delayed == 0 && o.dropped == 0)) return "";
+  if (step.mode != "open" || (o.late == 0 && o.delayed == 0 && o.dropped == 0)) return "";
   return absl::StrFormat(
-      "warning: %s: %d of %d arrivals sent >= 1 ms late (latest %.1f ms), %d dropped with "
-      "%d calls in flight (--max_outstanding); their latency counts from the scheduled time",
-      step.Label(), o.delayed, o.scheduled, o.max_send_lag_ms, o.dropped, o.max_outstanding);
+      "warning: %s: of %d arrivals %d were sent >= 1 ms late (latest %.1f ms), %d waited for "
+      "one of the --max_outstanding=%d slots, %d were dropped; latency counts from the "
+      "scheduled time",
+      step.Label(), o.scheduled, o.late, o.max_send_lag_ms, o.delayed, o.max_outstanding,
+      o.dropped);
 }
 
 nlohmann::json StepJson(const StepResult& step) {
@@ -78,6 +81,7 @@ nlohmann::json StepJson(const StepResult& step) {
   json["scheduled"] = o.scheduled;
   json["sent"] = o.sent;
   json["sent_rate"] = o.sent_rate;
+  json["late"] = o.late;
   json["delayed"] = o.delayed;
   json["dropped"] = o.dropped;
   json["max_send_lag_ms"] = o.max_send_lag_ms;
@@ -110,11 +114,11 @@ std::string ReportCsv(const std::vector<StepResult>& steps) {
     absl::StrAppend(&csv, absl::StrFormat("%.4f,%.4f,%.4f,%.4f,%.4f,%.4f", l.p50_ms, l.p90_ms,
                                           l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms));
     if (open) {
-      absl::StrAppend(
-          &csv, absl::StrFormat(",%d,%d,%.3f,%d,%d,%.4f,%d\n", o.scheduled, o.sent, o.sent_rate,
-                                o.delayed, o.dropped, o.max_send_lag_ms, o.max_outstanding));
+      absl::StrAppend(&csv, absl::StrFormat(",%d,%d,%.3f,%d,%d,%d,%.4f,%d\n", o.scheduled, o.sent,
+                                            o.sent_rate, o.late, o.delayed, o.dropped,
+                                            o.max_send_lag_ms, o.max_outstanding));
     } else {
-      absl::StrAppend(&csv, ",,,,,,,\n");
+      absl::StrAppend(&csv, ",,,,,,,,\n");  // the open-loop columns
     }
   }
   return csv;

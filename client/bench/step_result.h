@@ -26,12 +26,13 @@ struct LatencySummary {
 LatencySummary Summarize(std::vector<double> latencies_ms);
 
 struct OpenLoopCounts {
-  double target_rate = 0;      // requests/s asked for
-  int64_t scheduled = 0;       // arrivals in the measured window
-  int64_t sent = 0;            // of those, calls issued
-  int64_t delayed = 0;         // sent >= 1 ms after their scheduled time (cap or slow sender)
-  int64_t dropped = 0;         // never sent: still waiting for a free slot when the step ended
-  double sent_rate = 0;        // sent / measured window: the achieved request rate
+  double target_rate = 0;  // requests/s asked for
+  int64_t scheduled = 0;   // arrivals in the measured window
+  int64_t sent = 0;        // of those, calls issued
+  int64_t late = 0;        // sent >= 1 ms after their scheduled time (a slot wait or a slow sender)
+  int64_t delayed = 0;     // waited for a slot: max_outstanding calls were in flight
+  int64_t dropped = 0;     // never sent: still waiting for a slot when the step ended
+  double sent_rate = 0;    // sent / measured window: the achieved request rate
   double max_send_lag_ms = 0;  // latest send against schedule
   int max_outstanding = 0;
 };

@@ -410,6 +410,7 @@ TEST_F(CliTest, BenchOpenLoopKeepsALowPoissonRate) {
   EXPECT_GE(step["sent_rate"].get<double>(), 13) << step;
   EXPECT_LE(step["sent_rate"].get<double>(), 27) << step;
   EXPECT_EQ(step["dropped"], 0);
+  EXPECT_EQ(step["delayed"], 0);  // 256 slots are never all taken at 20/s
   EXPECT_EQ(step["sent"], step["scheduled"]);
   EXPECT_EQ(step["ok"], step["sent"]);  // every measured call completes before the step ends
   EXPECT_GT(step["p50_ms"].get<double>(), 0);

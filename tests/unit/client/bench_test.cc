@@ -191,6 +191,7 @@ TEST(ReportTest, JsonKeepsTheOneStepKeysAndListsEveryStep) {
   const nlohmann::json open = StepJson(Step("open", 0, 20));
   EXPECT_EQ(open["rate"], 20);
   EXPECT_TRUE(open.contains("dropped"));
+  EXPECT_TRUE(open.contains("late"));
   EXPECT_THAT(TableRow(Step("open", 0, 20)), HasSubstr("errors: UNAVAILABLE=2"));
 }
 
