@@ -12,6 +12,8 @@
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/image/decode.h"
 
 namespace cropshield::engine {
@@ -78,7 +80,7 @@ struct GpuJpegDecoder::Impl {
   absl::Status DecodeBatch(absl::Span<const absl::string_view> jpegs,
                            absl::Span<const at::Tensor> outputs, cudaStream_t stream);
   std::vector<absl::StatusOr<GpuDecodedImage>> DecodeLocked(
-      absl::Span<const absl::string_view> jpegs);
+      absl::Span<const absl::string_view> jpegs, GpuDecodeTiming* timing);
 };
 
 absl::StatusOr<image::ImageInfo> GpuJpegDecoder::Impl::Screen(absl::string_view bytes) {
@@ -94,8 +96,9 @@ absl::StatusOr<image::ImageInfo> GpuJpegDecoder::Impl::Screen(absl::string_view 
                                                    " pixels"));
   }
   if (!HasEndOfImageMarker(bytes)) return absl::InvalidArgumentError("truncated JPEG data");
+  // Headers only: a full parse walks the entropy-coded data on the host (the decode does that).
   const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-  if (nvjpegJpegStreamParse(handle, data, bytes.size(), 0, 0, parsed) != NVJPEG_STATUS_SUCCESS) {
+  if (nvjpegJpegStreamParseHeader(handle, data, bytes.size(), parsed) != NVJPEG_STATUS_SUCCESS) {
     return absl::InvalidArgumentError("corrupt JPEG data: nvJPEG cannot parse it");
   }
   unsigned int components = 0;
@@ -142,7 +145,8 @@ absl::Status GpuJpegDecoder::Impl::DecodeBatch(absl::Span<const absl::string_vie
 }
 
 std::vector<absl::StatusOr<GpuDecodedImage>> GpuJpegDecoder::Impl::DecodeLocked(
-    absl::Span<const absl::string_view> jpegs) {
+    absl::Span<const absl::string_view> jpegs, GpuDecodeTiming* timing) {
+  const absl::Time start = absl::Now();
   std::vector<absl::StatusOr<GpuDecodedImage>> results(jpegs.size());
   std::vector<size_t> accepted;
   std::vector<absl::string_view> accepted_bytes;
@@ -161,6 +165,7 @@ std::vector<absl::StatusOr<GpuDecodedImage>> GpuJpegDecoder::Impl::DecodeLocked(
     buffers.push_back(at::empty({info->height, info->width, 3}, device_options));
     orientations.push_back(info->orientation);
   }
+  if (timing != nullptr) timing->screen_us = absl::ToInt64Microseconds(absl::Now() - start);
   if (accepted.empty()) return results;
   const cudaStream_t stream =
       c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(options.device_index)).stream();
@@ -175,6 +180,9 @@ std::vector<absl::StatusOr<GpuDecodedImage>> GpuJpegDecoder::Impl::DecodeLocked(
             absl::InvalidArgumentError(absl::StrCat("corrupt JPEG data: ", single.message()));
       }
     }
+  }
+  if (timing != nullptr) {
+    timing->decode_us = absl::ToInt64Microseconds(absl::Now() - start) - timing->screen_us;
   }
   for (size_t k = 0; k < accepted.size(); ++k) {
     if (!statuses[k].ok()) {
@@ -233,11 +241,11 @@ absl::StatusOr<std::unique_ptr<GpuJpegDecoder>> GpuJpegDecoder::Create(
 }
 
 std::vector<absl::StatusOr<GpuDecodedImage>> GpuJpegDecoder::Decode(
-    absl::Span<const absl::string_view> jpegs) {
+    absl::Span<const absl::string_view> jpegs, GpuDecodeTiming* timing) {
   absl::MutexLock lock(&impl_->mutex);
   try {
     c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(impl_->options.device_index));
-    return impl_->DecodeLocked(jpegs);
+    return impl_->DecodeLocked(jpegs, timing);
   } catch (const std::exception& e) {
     // CUDA out of memory and the like: every image goes to the CPU path.
     const absl::Status error = absl::InternalError(absl::StrCat("GPU JPEG decoding: ", e.what()));

@@ -50,6 +50,13 @@ struct GpuDecodedImage {
   int orientation = 1;  // the EXIF orientation that was applied (1..8)
 };
 
+// Host time of one Decode call (the decode is asynchronous: decode_us is the time to enqueue it,
+// which includes nvJPEG's host-side Huffman work where its backend does that on the host).
+struct GpuDecodeTiming {
+  int64_t screen_us = 0;  // CPU header parse + nvJPEG header parse and support checks
+  int64_t decode_us = 0;  // buffer allocation + nvjpegDecodeBatched (+ per-image retries)
+};
+
 class GpuJpegDecoder {
  public:
   // FAILED_PRECONDITION when there is no such CUDA device or nvJPEG cannot start on it
@@ -63,7 +70,9 @@ class GpuJpegDecoder {
   // (not a JPEG, corrupt, truncated, too large) or UNIMPLEMENTED (valid JPEG that this backend
   // does not decode: CMYK/YCCK, progressive on the hardware engine). A decoding failure of the
   // whole batch is retried image by image, so a corrupt image fails alone.
-  std::vector<absl::StatusOr<GpuDecodedImage>> Decode(absl::Span<const absl::string_view> jpegs);
+  // Fills *timing when it is not null.
+  std::vector<absl::StatusOr<GpuDecodedImage>> Decode(absl::Span<const absl::string_view> jpegs,
+                                                      GpuDecodeTiming* timing = nullptr);
 
   // "hardware" or "gpu-hybrid".
   const std::string& backend_name() const;

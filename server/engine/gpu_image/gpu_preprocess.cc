@@ -43,11 +43,12 @@ absl::Status CheckOptions(const GpuPreprocessOptions& options) {
   return absl::OkStatus();
 }
 
-// torchvision Resize(size) on a uint8 tensor image -> CenterCrop(crop): 3 x crop x crop floats
-// holding whole numbers in [0, 255] (torchvision rounds uint8 results).
-at::Tensor ResizeAndCenterCrop(const at::Tensor& hwc, int64_t size, int64_t crop) {
-  const int64_t height = hwc.size(0);
-  const int64_t width = hwc.size(1);
+// torchvision Resize(size) -> CenterCrop(crop) on a batch of uint8 images of one size
+// (N x H x W x 3, any strides): N x 3 x crop x crop floats holding whole numbers in [0, 255]
+// (torchvision rounds uint8 results).
+at::Tensor ResizeAndCenterCrop(const at::Tensor& nhwc, int64_t size, int64_t crop) {
+  const int64_t height = nhwc.size(1);
+  const int64_t width = nhwc.size(2);
   const int64_t shorter = std::min(height, width);
   const int64_t longer = std::max(height, width);
   // torchvision: int(size * long / short), a truncated true division.
@@ -55,15 +56,42 @@ at::Tensor ResizeAndCenterCrop(const at::Tensor& hwc, int64_t size, int64_t crop
       static_cast<int64_t>(static_cast<double>(size * longer) / static_cast<double>(shorter));
   const int64_t new_height = height <= width ? size : new_longer;
   const int64_t new_width = height <= width ? new_longer : size;
-  at::Tensor chw = hwc.permute({2, 0, 1}).unsqueeze(0).to(at::kFloat);
+  at::Tensor nchw = nhwc.permute({0, 3, 1, 2}).to(at::kFloat);
   if (new_height != height || new_width != width) {
-    chw = at::_upsample_bilinear2d_aa(chw, {new_height, new_width}, /*align_corners=*/false);
-    chw = chw.round_().clamp_(0, 255);
+    nchw = at::_upsample_bilinear2d_aa(nchw, {new_height, new_width}, /*align_corners=*/false);
+    nchw = nchw.round_().clamp_(0, 255);
   }
   // Python's round() of (resized - crop) / 2: half to even, as std::nearbyint by default.
   const auto top = static_cast<int64_t>(std::nearbyint((new_height - crop) / 2.0));
   const auto left = static_cast<int64_t>(std::nearbyint((new_width - crop) / 2.0));
-  return chw.squeeze(0).slice(1, top, top + crop).slice(2, left, left + crop);
+  return nchw.slice(2, top, top + crop).slice(3, left, left + crop);
+}
+
+// Resamples images of equal size together (one kernel per group instead of one per image), in
+// chunks of at most kChunkPixels source pixels to bound the fp32 working memory.
+at::Tensor ResizeAndCropAll(absl::Span<const at::Tensor> images, int64_t size, int64_t crop) {
+  constexpr int64_t kChunkPixels = 32'000'000;
+  std::vector<at::Tensor> crops(images.size());
+  std::vector<bool> done(images.size(), false);
+  for (size_t first = 0; first < images.size(); ++first) {
+    if (done[first]) continue;
+    std::vector<size_t> group;
+    for (size_t i = first; i < images.size(); ++i) {
+      if (!done[i] && images[i].sizes() == images[first].sizes()) group.push_back(i);
+    }
+    const int64_t pixels = images[first].size(0) * images[first].size(1);
+    const size_t chunk = static_cast<size_t>(std::max<int64_t>(1, kChunkPixels / pixels));
+    for (size_t start = 0; start < group.size(); start += chunk) {
+      std::vector<at::Tensor> members;
+      for (size_t k = start; k < std::min(group.size(), start + chunk); ++k) {
+        members.push_back(images[group[k]]);
+      }
+      const at::Tensor resized = ResizeAndCenterCrop(at::stack(members), size, crop);
+      for (size_t k = 0; k < members.size(); ++k) crops[group[start + k]] = resized[k];
+    }
+    for (size_t i : group) done[i] = true;
+  }
+  return at::stack(crops);
 }
 
 // ToTensor + Normalize on the batch of 0..255 values, then channel order, dtype and layout.
@@ -97,14 +125,11 @@ absl::StatusOr<at::Tensor> GpuPreprocess(absl::Span<const at::Tensor> images,
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   try {
     const at::Device device = images[0].defined() ? images[0].device() : at::Device(at::kCPU);
-    std::vector<at::Tensor> crops;
-    crops.reserve(images.size());
     for (const at::Tensor& image : images) {
       if (absl::Status s = CheckImage(image, device); !s.ok()) return s;
-      crops.push_back(ResizeAndCenterCrop(image, options.preprocess.resize_shorter_side,
-                                          options.preprocess.input_size));
     }
-    return NormaliseBatch(at::stack(crops), options);
+    const image::PreprocessOptions& p = options.preprocess;
+    return NormaliseBatch(ResizeAndCropAll(images, p.resize_shorter_side, p.input_size), options);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("GPU preprocessing: ", e.what()));
   }
