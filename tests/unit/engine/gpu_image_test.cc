@@ -298,5 +298,51 @@ TEST_F(GpuImageTest, UnsupportedInputsFailPerImageOthersDecode) {
   }
 }
 
+// Damaged entropy-coded data with intact headers passes screening; whatever nvJPEG makes of it, the
+// batch must not crash and the intact images of the batch must still decode.
+TEST_F(GpuImageTest, DamagedScanDataFailsAloneOrDecodes) {
+  const std::string samples = std::string(CROPSHIELD_SOURCE_DIR) + "/models/samples/";
+  const std::string good = ti::ReadFileOrDie(samples + "potato_healthy_640x480.jpg");
+  std::string damaged = good;
+  for (size_t i = damaged.size() / 3; i < damaged.size() / 3 + 2000; ++i) damaged[i] = '\xFF';
+  const std::vector<absl::string_view> batch = {good, damaged, good};
+  auto decoded = decoder_->Decode(batch);
+  ASSERT_EQ(decoded.size(), batch.size());
+  EXPECT_TRUE(decoded[0].ok()) << decoded[0].status();
+  EXPECT_TRUE(decoded[2].ok()) << decoded[2].status();
+  std::printf("damaged scan data: %s\n",
+              decoded[1].ok() ? "decoded" : decoded[1].status().ToString().c_str());
+  if (!decoded[1].ok()) {
+    EXPECT_EQ(decoded[1].status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+// The backend for GPUs without a JPEG engine: same pixels as the hardware engine (up to chroma
+// upsampling), and progressive JPEGs decode there.
+TEST_F(GpuImageTest, HybridBackendDecodesLikeTheHardwareEngine) {
+  GpuJpegDecoderOptions options;
+  options.backend = GpuJpegBackend::kGpuHybrid;
+  auto hybrid = GpuJpegDecoder::Create(options);
+  ASSERT_TRUE(hybrid.ok()) << hybrid.status();
+  EXPECT_EQ((*hybrid)->backend_name(), "gpu-hybrid");
+  std::vector<Photo> photos;
+  AddDerivedPhotos(&photos);
+  const std::string samples = std::string(CROPSHIELD_SOURCE_DIR) + "/models/samples/";
+  photos.push_back({"progressive", EncodeProgressiveJpeg(DecodeFull(ti::ReadFileOrDie(
+                                       samples + "potato_healthy_640x480.jpg")))});
+  std::vector<absl::string_view> bytes;
+  for (const Photo& p : photos) bytes.push_back(p.bytes);
+  auto from_hybrid = (*hybrid)->Decode(bytes);
+  auto from_default = decoder_->Decode(bytes);
+  for (size_t i = 0; i < photos.size(); ++i) {
+    ASSERT_TRUE(from_hybrid[i].ok()) << photos[i].name << ": " << from_hybrid[i].status();
+    if (!from_default[i].ok()) continue;  // progressive on the hardware engine
+    const at::Tensor a = from_hybrid[i]->rgb.to(at::kInt);
+    const at::Tensor b = from_default[i]->rgb.to(at::kInt);
+    ASSERT_EQ(a.sizes(), b.sizes()) << photos[i].name;
+    EXPECT_LT((a - b).abs().to(at::kFloat).mean().item<double>(), 2.0) << photos[i].name;
+  }
+}
+
 }  // namespace
 }  // namespace cropshield::engine
