@@ -25,6 +25,6 @@ cmake --build $B -j "$(nproc)" --target engine_gpu_image_test cropshield-gpu-dec
 [ "${2:-}" = "--build-only" ] && exit 0
 CROPSHIELD_GPU_TEST_PHOTOS=.gpu/photos $B/tests/unit/engine/engine_gpu_image_test 2>&1 \
   | tee "$OUT/test.log"
-$B/bench/cropshield-gpu-decode-bench --photos .gpu/photos/W1,.gpu/photos/W2 \
+$B/bench/cropshield-gpu-decode-bench --photos .gpu/photos/W1,.gpu/photos/W2,.gpu/photos/heldout_e \
   --model models/repository --batch 64 --iterations 30 --cpu_threads "$(nproc)" --precision fp16 \
   2>&1 | tee "$OUT/bench.log"
