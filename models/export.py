@@ -241,9 +241,39 @@ def read_class_to_idx(path: str) -> List[str]:
     return [name for name, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
 
 
+def package_metadata_beside(path: str) -> Optional[str]:
+    """model.json of a package when `path` is its version directory or its model.pt, else None."""
+    if os.path.isdir(path) or os.path.basename(path) == WEIGHTS_FILE:
+        directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        meta = os.path.join(directory, METADATA_FILE)
+        return meta if os.path.isfile(meta) else None
+    return None
+
+
+def load_package(meta_path: str) -> Tuple[str, Dict[str, torch.Tensor], List[str], str]:
+    """The weights of an fp32 package (its TorchScript wraps the network as `model`), e.g. to quantize
+    the demo package, whose training script keeps no separate checkpoint."""
+    with open(meta_path) as f:
+        meta = json.load(f)
+    if "quantization" in meta:
+        raise ExportError(f"{meta_path}: already a quantized package; export from the fp32 one")
+    weights = os.path.join(os.path.dirname(meta_path), meta.get("weights_file", WEIGHTS_FILE))
+    try:
+        scripted = torch.jit.load(weights, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - any load problem is a bad package
+        raise ExportError(f"cannot load {weights}: {type(e).__name__}: {e}")
+    state_dict = {k[len("model."):]: v for k, v in scripted.state_dict().items() if k.startswith("model.")}
+    if not state_dict:
+        raise ExportError(f"{weights}: no 'model.' submodule weights (not written by export.py)")
+    return meta["architecture"], state_dict, list(meta["labels"]), "fp32 model package"
+
+
 def load_checkpoint(path: str, class_to_idx: Optional[str] = None
                     ) -> Tuple[str, Dict[str, torch.Tensor], List[str], str]:
     """Returns (architecture, state_dict, labels, layout description)."""
+    package_meta = package_metadata_beside(path)
+    if package_meta is not None:
+        return load_package(package_meta)
     if not os.path.isfile(path):
         raise ExportError(f"checkpoint {path} does not exist")
     try:
@@ -357,9 +387,9 @@ def file_xxh3_128(path: str) -> str:
 
 
 def make_metadata(name: str, version: int, arch: str, description: str, labels: Sequence[str],
-                  weights_hash: str, untrained: bool) -> dict:
+                  weights_hash: str, untrained: bool, quantization: Optional[dict] = None) -> dict:
     """The ModelMetadata message as a dict (protobuf JSON mapping, snake_case field names)."""
-    return {
+    meta = {
         "format_version": FORMAT_VERSION,
         "name": name,
         "version": int(version),
@@ -384,6 +414,9 @@ def make_metadata(name: str, version: int, arch: str, description: str, labels: 
         },
         "untrained": bool(untrained),
     }
+    if quantization is not None:
+        meta["quantization"] = dict(quantization)
+    return meta
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -425,9 +458,9 @@ def verify_input(seed: int = 0) -> torch.Tensor:
     return torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(seed))
 
 
-def script_model(arch: str, model: nn.Module):
+def script_model(arch: str, model: nn.Module, wrapped: bool = False):
     model.eval()
-    wrapper = wrap(arch, model).eval()
+    wrapper = model if wrapped else wrap(arch, model).eval()
     try:
         return torch.jit.script(wrapper)
     except Exception as e:  # noqa: BLE001
@@ -470,7 +503,7 @@ def resolve_out_dir(out_dir: str, repository: bool, name: Optional[str], version
 
 def write_package(version_dir: str, scripted, eager: nn.Module, arch: str, name: str, version: int,
                   description: str, labels: Sequence[str], untrained: bool, force: bool,
-                  reference: Optional[torch.Tensor] = None) -> dict:
+                  reference: Optional[torch.Tensor] = None, quantization: Optional[dict] = None) -> dict:
     """Saves model.pt + model.json into version_dir (via a hidden temporary directory beside it, so that a
     scanning server never sees a half-written version), after verifying the saved file."""
     if version < 1:
@@ -492,7 +525,7 @@ def write_package(version_dir: str, scripted, eager: nn.Module, arch: str, name:
         loaded.eval()
         checks = verify(loaded, eager, len(labels), reference=reference)
         digest = file_xxh3_128(pt)
-        meta = make_metadata(name, version, arch, description, labels, digest, untrained)
+        meta = make_metadata(name, version, arch, description, labels, digest, untrained, quantization)
         with open(os.path.join(tmp, METADATA_FILE), "w") as f:
             json.dump(meta, f, indent=2)
             f.write("\n")
@@ -511,18 +544,20 @@ def write_package(version_dir: str, scripted, eager: nn.Module, arch: str, name:
 def export_model(model: nn.Module, arch: str, out_dir: str, *, name: Optional[str] = None,
                  version: Optional[int] = None, repository: bool = False, labels: Sequence[str],
                  description: str = "", untrained: bool = False, force: bool = False,
-                 default_name: str = "model", quiet: bool = False) -> dict:
-    """Scripts, verifies and writes a package; returns a summary dict (also printed unless quiet)."""
+                 default_name: str = "model", quiet: bool = False,
+                 quantization: Optional[dict] = None) -> dict:
+    """Scripts, verifies and writes a package; returns a summary dict (also printed unless quiet).
+    With `quantization` (the metadata record), `model` is an already wrapped quantized module."""
     version_dir, name, version = resolve_out_dir(out_dir, repository, name, version, default_name)
     if not force and any(os.path.exists(os.path.join(version_dir, f)) for f in (WEIGHTS_FILE, METADATA_FILE)):
         raise ExportError(f"{version_dir} already holds a package (use --force to overwrite)")
     model = model.eval()
-    scripted = script_model(arch, model)
+    scripted = script_model(arch, model, wrapped=quantization is not None)
     with torch.no_grad():
         reference = model(verify_input())
     checks = verify(scripted, model, len(labels), reference=reference)
     result = write_package(version_dir, scripted, model, arch, name, version, description, labels, untrained,
-                           force, reference=reference)
+                           force, reference=reference, quantization=quantization)
     size = os.path.getsize(os.path.join(version_dir, WEIGHTS_FILE))
     summary = {
         "path": version_dir,
@@ -537,6 +572,7 @@ def export_model(model: nn.Module, arch: str, out_dir: str, *, name: Optional[st
         "max_abs_diff_forward_vs_eager": max(checks["forward_vs_eager"], result["checks"]["forward_vs_eager"]),
         "max_abs_diff_split_vs_forward": max(checks["split_vs_forward"], result["checks"]["split_vs_forward"]),
         "activation_shape": list(checks["activation_shape"]),
+        "quantization": quantization,
     }
     if not quiet:
         print(f"wrote {os.path.join(version_dir, WEIGHTS_FILE)} ({size} bytes) and "
@@ -549,12 +585,29 @@ def export_model(model: nn.Module, arch: str, out_dir: str, *, name: Optional[st
         print(f"  Grad-CAM target {TARGET_LAYERS[arch]}, activation {'x'.join(map(str, checks['activation_shape']))}")
         print(f"  self-check: |forward - eager| {summary['max_abs_diff_forward_vs_eager']:.2e}, "
               f"|head(features) - forward| {summary['max_abs_diff_split_vs_forward']:.2e} (after reload too)")
+        if quantization is not None:
+            q = quantization
+            print(f"  quantization {q['dtype']} ({q['engine']}), fp32 layers {', '.join(q['fp32_layers'])}; "
+                  f"calibrated on {q['calibration_images']} photos (sha256 {q['calibration_sha256'][:16]}...)")
+            print(f"  vs fp32 on {q['heldout_images']} held-out photos: top-1 agreement "
+                  f"{q['heldout_top1_agreement'] * 100:.2f}%, max |prob diff| {q['heldout_max_probability_diff']:.4f}")
     return summary
 
 
 # --------------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------------
+
+
+def quantize_model(model: nn.Module, a: argparse.Namespace) -> Tuple[nn.Module, dict]:
+    """--quantize int8: the quantized package module and its metadata record."""
+    import quantize
+
+    try:
+        return quantize.quantize_for_export(model, a.calibration, a.heldout, a.calibration_count,
+                                            a.heldout_count, a.fp32_blocks)
+    except quantize.QuantizationError as e:
+        raise ExportError(str(e))
 
 
 def _sanitize(stem: str) -> str:
@@ -589,10 +642,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="no checkpoint: export a randomly initialised ARCH (benchmarks; marked untrained)")
     p.add_argument("--width", type=float, default=1.0, help="CropShield CNN width for --random-weights")
     p.add_argument("--seed", type=int, default=0, help="torch seed for --random-weights")
+    q = p.add_argument_group("INT8 quantization (CropShield CNN, CPU only; see models/README.md)")
+    q.add_argument("--quantize", choices=("int8",), help="post-training static quantization (onednn engine)")
+    q.add_argument("--calibration", metavar="DIR", help="photos to calibrate activation ranges on")
+    q.add_argument("--calibration-count", type=int, default=0, metavar="N",
+                   help="use the first N photos of DIR by name (default: all)")
+    q.add_argument("--heldout", metavar="DIR",
+                   help="other photos on which agreement with fp32 is measured and recorded")
+    q.add_argument("--heldout-count", type=int, default=0, metavar="N",
+                   help="use the first N photos of the held-out DIR by name (default: all)")
+    q.add_argument("--fp32-blocks", type=int, default=0, metavar="K",
+                   help="keep block1..blockK in fp32 too (default 0: all four blocks int8)")
     a = p.parse_args(argv)
 
     try:
+        if a.quantize and not (a.calibration and a.heldout):
+            raise ExportError("--quantize int8 needs --calibration DIR and --heldout DIR")
+        if not a.quantize and (a.calibration or a.heldout):
+            raise ExportError("--calibration and --heldout apply to --quantize int8 only")
         if a.random_weights:
+            if a.quantize:
+                raise ExportError("--quantize needs a trained checkpoint (calibration of random weights "
+                                  "measures nothing)")
             if not a.arch:
                 raise ExportError("--random-weights needs --arch")
             if len(a.paths) != 1:
@@ -620,10 +691,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             arch, state_dict, labels, layout = load_checkpoint(ckpt, a.class_to_idx)
             model, width = model_from_state_dict(arch, state_dict, labels, ckpt)
             desc = a.description or (f"{arch}" + (f" width {width:g}" if arch == "cropshield_cnn" else "")
+                                     + (" INT8" if a.quantize else "")
                                      + f" exported from {os.path.basename(ckpt)} ({layout})")
+            quantization = None
+            if a.quantize:
+                model, quantization = quantize_model(model, a)
             export_model(model, arch, out_dir, name=a.name, version=a.version, repository=a.repository,
                          labels=labels, description=desc, untrained=False, force=a.force,
-                         default_name=_sanitize(os.path.splitext(os.path.basename(ckpt))[0]))
+                         default_name=_sanitize(os.path.splitext(os.path.basename(ckpt))[0]),
+                         quantization=quantization)
     except ExportError as e:
         print(f"export.py: error: {e}", file=sys.stderr)
         return 2

@@ -145,6 +145,10 @@ class Model {
 // Measured in the soak test on 2 cores: RSS +6% over 48 s with the default, flat with 2 arenas.
 void ConfigureTorchRuntime(int intra_op_threads, int malloc_arenas = 0);
 
+// INT8 (quantized) packages are CPU-only: FAILED_PRECONDITION, saying so, when `package` is
+// quantized and the device is CUDA; OK otherwise. Create calls it before loading.
+absl::Status CheckQuantizedPackageDevice(const ModelPackage& package, bool device_is_cuda);
+
 // True when libtorch was built with CUDA and a device is visible.
 bool CudaAvailable();
 

@@ -136,6 +136,11 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   const auto load_start = std::chrono::steady_clock::now();
   auto impl = std::make_unique<Impl>();
   CS_ASSIGN_OR_RETURN(impl->device, ParseDevice(options.device));
+  CS_RETURN_IF_ERROR(CheckQuantizedPackageDevice(options.package, impl->device.is_cuda()));
+  if (options.package.metadata.has_quantization()) {
+    // Quantized modules prepack their weights for the current engine when they are loaded.
+    CS_RETURN_IF_ERROR(SelectQuantizedEngine(options.package.metadata.quantization().engine()));
+  }
   LoadReport report;
   const LoadStep load(options, "load and check", impl->device.str());
   CS_ASSIGN_OR_RETURN(const ReferenceOutputs reference, impl->LoadAndCheck(options));
@@ -162,7 +167,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Create(ModelOptions options) {
   const std::string device_name = impl->device.str();
   std::unique_ptr<Model> model(new Model(std::move(options.package), std::move(impl)));
   model->device_name_ = device_name;
-  model->precision_ = options.precision;
+  // An INT8 package's layers run in int8 whatever --precision says (fp32, the only one on CPU).
+  model->precision_ = model->package_.metadata.has_quantization()
+                          ? model->package_.metadata.quantization().dtype()
+                          : options.precision;
   model->load_report_ = report;
   return model;
 }

@@ -41,6 +41,10 @@ namespace cropshield::engine {
 // "auto", "cpu", "cuda" or "cuda:N" -> a torch device (FAILED_PRECONDITION for CUDA without one).
 absl::StatusOr<torch::Device> ParseDevice(const std::string& spec);
 
+// Sets the process-wide quantized engine ("onednn", "qnnpack", "fbgemm") before a quantized module
+// is loaded; FAILED_PRECONDITION naming the available ones when this libtorch lacks it.
+absl::Status SelectQuantizedEngine(const std::string& engine);
+
 // Deterministic inputs roughly distributed like normalised photos.
 torch::Tensor WarmupInput(int batch, int size, uint32_t seed);
 

@@ -111,7 +111,40 @@ absl::StatusOr<ModelPackage> LoadFromModelDirectory(const fs::path& model_dir, i
   return package;
 }
 
+bool IsLowerHex(absl::string_view text, size_t digits) {
+  return text.size() == digits && std::all_of(text.begin(), text.end(), [](char c) {
+           return absl::ascii_isxdigit(c) && !absl::ascii_isupper(c);
+         });
+}
+
+// Fractions are in [0, 1]; NaN (which JSON allows) fails the comparison too.
+bool IsFraction(double value) { return value >= 0.0 && value <= 1.0; }
+
 }  // namespace
+
+absl::Status ValidateQuantization(const cropshield::v1::Quantization& q) {
+  if (q.dtype() != "int8") return Invalid("quantization.dtype must be \"int8\"");
+  if (q.engine() != "onednn" && q.engine() != "qnnpack" && q.engine() != "fbgemm") {
+    return Invalid("quantization.engine must be \"onednn\", \"qnnpack\" or \"fbgemm\"");
+  }
+  for (const std::string& layer : q.fp32_layers()) {
+    if (layer.empty()) return Invalid("quantization.fp32_layers has an empty name");
+  }
+  if (!IsLowerHex(q.calibration_sha256(), 64) || !IsLowerHex(q.heldout_sha256(), 64)) {
+    return Invalid(
+        "quantization.calibration_sha256 and quantization.heldout_sha256 must be 64 lowercase hex "
+        "digits");
+  }
+  if (q.calibration_images() < 1 || q.heldout_images() < 1) {
+    return Invalid("quantization.calibration_images and quantization.heldout_images must be >= 1");
+  }
+  if (!IsFraction(q.heldout_top1_agreement()) || !IsFraction(q.heldout_max_probability_diff())) {
+    return Invalid(
+        "quantization.heldout_top1_agreement and quantization.heldout_max_probability_diff must be "
+        "in [0, 1]");
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateModelMetadata(const ModelMetadata& m) {
   if (m.format_version() != 1) {
@@ -133,9 +166,7 @@ absl::Status ValidateModelMetadata(const ModelMetadata& m) {
   if (m.weights_file().find('/') != std::string::npos || m.weights_file() == "..") {
     return Invalid("'weights_file' must be a plain file name inside the package directory");
   }
-  if (m.weights_xxh3_128().size() != 32 ||
-      !std::all_of(m.weights_xxh3_128().begin(), m.weights_xxh3_128().end(),
-                   [](char c) { return absl::ascii_isxdigit(c) && !absl::ascii_isupper(c); })) {
+  if (!IsLowerHex(m.weights_xxh3_128(), 32)) {
     return Invalid("'weights_xxh3_128' must be 32 lowercase hex digits");
   }
   if (!m.has_preprocessing()) return Invalid("missing field 'preprocessing'");
@@ -171,6 +202,7 @@ absl::Status ValidateModelMetadata(const ModelMetadata& m) {
     return Invalid("grad_cam.features_method and grad_cam.head_method are required");
   }
   if (m.grad_cam().target_layer().empty()) return Invalid("missing field 'grad_cam.target_layer'");
+  if (m.has_quantization()) return ValidateQuantization(m.quantization());
   return absl::OkStatus();
 }
 

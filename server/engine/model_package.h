@@ -32,6 +32,9 @@ absl::StatusOr<cropshield::v1::ModelMetadata> ParseModelMetadata(absl::string_vi
 // Checks that every required field is present and sane.
 absl::Status ValidateModelMetadata(const cropshield::v1::ModelMetadata& metadata);
 
+// Checks the quantization record of an INT8 package (type, engine, hashes, counts, agreement).
+absl::Status ValidateQuantization(const cropshield::v1::Quantization& quantization);
+
 // XXH3-128 of a file's bytes as 32 lowercase hex digits (canonical, big-endian).
 absl::StatusOr<std::string> HashFileXxh3_128(const std::string& path);
 

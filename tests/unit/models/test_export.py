@@ -83,7 +83,9 @@ class ExportTest(unittest.TestCase):
             text = f.read()
         meta = json.loads(text)
         fields = _paths.proto_field_names()
-        self.assertEqual(set(meta), set(fields["ModelMetadata"]), "model.json has exactly the proto's fields")
+        # `quantization` is written for INT8 packages only (test_export_int8.py).
+        self.assertEqual(set(meta), set(fields["ModelMetadata"]) - {"quantization"},
+                         "model.json has exactly the proto's fields")
         self.assertEqual(set(meta["preprocessing"]), set(fields["Preprocessing"]))
         self.assertEqual(set(meta["grad_cam"]), set(fields["GradCamSpec"]))
         self.assertEqual(meta["format_version"], 1)
