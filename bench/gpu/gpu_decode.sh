@@ -2,7 +2,7 @@
 # GPU JPEG decoding on the H200 host (issue #14 item 1): configure like .gpu/gpu-build.sh, build only
 # the nvJPEG component's test and benchmark, run both. Photos: .gpu/photos/{W1,W2} as
 # bench/run_bench.py makes them (leafgen, PIL q90) and .gpu/photos/heldout_* (models/leafgen.py of
-# several sizes), made on the CPU machine and carried in .gpu.
+# several sizes), made on the CPU machine by bench/gpu/make_decode_photos.sh and carried in .gpu.
 #   bash bench/gpu/gpu_decode.sh OUT_DIR
 set -uo pipefail
 OUT=${1:?output directory}
