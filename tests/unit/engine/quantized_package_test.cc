@@ -2,6 +2,7 @@
 // quantized package on CUDA (tested directly: without CUDA, --device=cuda fails earlier).
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -108,6 +109,37 @@ TEST(QuantizedDeviceTest, Int8PackageIsRefusedOnCudaAndServedOnCpu) {
   EXPECT_TRUE(CheckQuantizedPackageDevice(package, /*device_is_cuda=*/false).ok());
   package.metadata.clear_quantization();
   EXPECT_TRUE(CheckQuantizedPackageDevice(package, /*device_is_cuda=*/true).ok());
+}
+
+// The committed demo INT8 package (models/repository-int8, written by models/int8_demo.py).
+absl::StatusOr<ModelPackage> DemoInt8Package() {
+  return ResolveModelPackage(absl::StrCat(CROPSHIELD_SOURCE_DIR, "/models/repository-int8"));
+}
+
+TEST(QuantizedModelTest, DemoInt8PackageServesOnCpuInInt8) {
+  absl::StatusOr<ModelPackage> package = DemoInt8Package();
+  ASSERT_TRUE(package.ok()) << package.status();
+  ModelOptions options;
+  options.package = *package;
+  options.device = "cpu";
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Create(options);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->precision(), "int8");
+  // The frozen, optimised INT8 module computes what the loaded one does.
+  EXPECT_TRUE((*model)->load_report().optimized) << (*model)->load_report().optimize_note;
+}
+
+TEST(QuantizedModelTest, EngineThisLibtorchLacksIsRefusedBeforeLoading) {
+  absl::StatusOr<ModelPackage> package = DemoInt8Package();
+  ASSERT_TRUE(package.ok()) << package.status();
+  package->metadata.mutable_quantization()->set_engine("fbgemm");  // not in Debian's torch 1.13
+  ModelOptions options;
+  options.package = *package;
+  options.device = "cpu";
+  absl::StatusOr<std::unique_ptr<Model>> model = Model::Create(options);
+  if (model.ok()) GTEST_SKIP() << "this libtorch has fbgemm";
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(model.status().message()), HasSubstr("'fbgemm' engine"));
 }
 
 }  // namespace
