@@ -11,7 +11,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-targets=$(sed -n 's/^BUILD_TARGETS="\([^"]*\)" scripts\/build.sh.*/\1/p' "$src/scripts/demo.sh")
+targets=$(sed -n 's/.*BUILD_TARGETS="\([^"]*\)" scripts\/build.sh.*/\1/p' "$src/scripts/demo.sh")
 [[ "$targets" == "cropshield-server cropshield" ]] ||
   fail "demo.sh should build only cropshield-server and cropshield, builds '${targets:-everything}'"
 
