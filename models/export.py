@@ -661,9 +661,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not a.quantize and (a.calibration or a.heldout):
             raise ExportError("--calibration and --heldout apply to --quantize int8 only")
         if a.random_weights:
-            if a.quantize:
-                raise ExportError("--quantize needs a trained checkpoint (calibration of random weights "
-                                  "measures nothing)")
             if not a.arch:
                 raise ExportError("--random-weights needs --arch")
             if len(a.paths) != 1:
@@ -676,12 +673,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             torch.manual_seed(a.seed)
             model = build_model(a.arch, len(CROPSHIELD_LABELS), a.width)
             desc = a.description or (f"{a.arch}" + (f" width {a.width:g}" if a.arch == "cropshield_cnn" else "")
+                                     + (" INT8" if a.quantize else "")
                                      + f", random weights (seed {a.seed}); for benchmarks only, "
                                        "predictions are meaningless")
-            default_name = f"{a.arch.replace('_', '-')}-random"
+            default_name = f"{a.arch.replace('_', '-')}-random" + ("-int8" if a.quantize else "")
+            quantization = None
+            if a.quantize:  # speed benchmarks: the recorded agreement means as little as the weights
+                model, quantization = quantize_model(model, a)
             export_model(model, a.arch, out_dir, name=a.name, version=a.version, repository=a.repository,
                          labels=CROPSHIELD_LABELS, description=desc, untrained=True, force=a.force,
-                         default_name=default_name)
+                         default_name=default_name, quantization=quantization)
         else:
             if a.arch:
                 raise ExportError("--arch is only for --random-weights (a checkpoint names its model_type)")
