@@ -168,19 +168,6 @@ double CpuImagesPerSecond(const std::vector<std::string>& batch,
   return Median(rates);
 }
 
-image::PreprocessOptions PreprocessOf(const cropshield::v1::ModelMetadata& metadata) {
-  const auto& p = metadata.preprocessing();
-  image::PreprocessOptions options;
-  options.resize_shorter_side = p.resize_shorter_side();
-  options.input_size = p.input_size();
-  options.bgr = p.channel_order() == "BGR";
-  for (int c = 0; c < 3; ++c) {
-    options.mean[c] = p.mean(c);
-    options.std[c] = p.std(c);
-  }
-  return options;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -194,7 +181,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   engine::GpuPreprocessOptions gpu_options;
-  gpu_options.preprocess = PreprocessOf(package->metadata);
+  gpu_options.preprocess = engine::PreprocessOptionsOf(package->metadata);
   gpu_options.dtype = *dtype;
   const int batch_size = absl::GetFlag(FLAGS_batch);
   const int iterations = absl::GetFlag(FLAGS_iterations);

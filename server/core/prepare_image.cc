@@ -13,16 +13,7 @@
 namespace cropshield::core {
 
 image::PreprocessOptions PreprocessOptionsFor(const engine::Model& model) {
-  const auto& p = model.metadata().preprocessing();
-  image::PreprocessOptions options;
-  options.resize_shorter_side = p.resize_shorter_side();
-  options.input_size = p.input_size();
-  options.bgr = p.channel_order() == "BGR";
-  for (int c = 0; c < 3; ++c) {
-    options.mean[c] = p.mean(c);
-    options.std[c] = p.std(c);
-  }
-  return options;
+  return engine::PreprocessOptionsOf(model.metadata());
 }
 
 namespace {

@@ -220,6 +220,19 @@ absl::StatusOr<ModelMetadata> ParseModelMetadata(absl::string_view json) {
   return metadata;
 }
 
+image::PreprocessOptions PreprocessOptionsOf(const cropshield::v1::ModelMetadata& metadata) {
+  const auto& p = metadata.preprocessing();
+  image::PreprocessOptions options;
+  options.resize_shorter_side = p.resize_shorter_side();
+  options.input_size = p.input_size();
+  options.bgr = p.channel_order() == "BGR";
+  for (int c = 0; c < 3; ++c) {
+    options.mean[c] = p.mean(c);
+    options.std[c] = p.std(c);
+  }
+  return options;
+}
+
 absl::StatusOr<std::string> HashFileXxh3_128(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) return absl::NotFoundError(absl::StrCat("cannot open weights file ", path));

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cropshield/v1/model_metadata.pb.h"
+#include "server/image/preprocess.h"
 
 namespace cropshield::engine {
 
@@ -34,6 +35,10 @@ absl::Status ValidateModelMetadata(const cropshield::v1::ModelMetadata& metadata
 
 // Checks the quantization record of an INT8 package (type, engine, hashes, counts, agreement).
 absl::Status ValidateQuantization(const cropshield::v1::Quantization& quantization);
+
+// The preprocessing a (validated) package asks for, as the image library's options: what the CPU
+// path and the GPU path both apply.
+image::PreprocessOptions PreprocessOptionsOf(const cropshield::v1::ModelMetadata& metadata);
 
 // XXH3-128 of a file's bytes as 32 lowercase hex digits (canonical, big-endian).
 absl::StatusOr<std::string> HashFileXxh3_128(const std::string& path);

@@ -22,7 +22,7 @@ namespace cropshield::engine {
 
 struct GpuPreprocessOptions {
   // The model's preprocessing, filled from its metadata as on the CPU path
-  // (core::PreprocessOptionsFor).
+  // (engine::PreprocessOptionsOf).
   image::PreprocessOptions preprocess;
   // Serving precision of the model input: at::kFloat, at::kHalf or at::kBFloat16.
   at::ScalarType dtype = at::kFloat;

@@ -41,20 +41,6 @@ struct Photo {
 
 std::string RepositoryPath() { return std::string(CROPSHIELD_SOURCE_DIR) + "/models/repository"; }
 
-// As core::PreprocessOptionsFor, from the package's metadata.
-image::PreprocessOptions PreprocessOptionsOf(const cropshield::v1::ModelMetadata& metadata) {
-  const auto& p = metadata.preprocessing();
-  image::PreprocessOptions options;
-  options.resize_shorter_side = p.resize_shorter_side();
-  options.input_size = p.input_size();
-  options.bgr = p.channel_order() == "BGR";
-  for (int c = 0; c < 3; ++c) {
-    options.mean[c] = p.mean(c);
-    options.std[c] = p.std(c);
-  }
-  return options;
-}
-
 void AddJpegsUnder(const fs::path& dir, std::vector<Photo>* photos) {
   std::vector<fs::path> paths;
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {
@@ -152,7 +138,7 @@ class GpuImageTest : public ::testing::Test {
     auto package = ResolveModelPackage(RepositoryPath());
     ASSERT_TRUE(package.ok()) << package.status();
     package_ = *package;
-    options_.preprocess = PreprocessOptionsOf(package_.metadata);
+    options_.preprocess = engine::PreprocessOptionsOf(package_.metadata);
   }
 
   // Decodes and preprocesses `photos` on the GPU in batches of kMaxBatch; fp32 CHW on the host.
