@@ -10,7 +10,6 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/command_support.h"
 #include "client/cli/commands.h"
-#include "client/cli/hints.h"
 #include "client/cli/json.h"
 #include "client/cli/models.h"
 #include "client/cli/replicas.h"
@@ -97,8 +96,7 @@ int ClearAllReplicas(const CliFlags& flags) {
   if (failed == 0) return kExitOk;
   std::cerr << absl::StrFormat("error: clear-cache: %d of %d replicas failed\n", failed,
                                clients.size());
-  const std::string hint = AdminTokenHint(first_refusal, !AdminToken(flags.connection).empty());
-  if (!hint.empty()) std::cerr << hint << "\n";
+  PrintAdminTokenHint(first_refusal, flags.connection);
   return kExitFailed;
 }
 
@@ -112,11 +110,7 @@ int RunClearCache(const CliFlags& flags) {
   if (!client.ok()) return Usage("clear-cache", client.status().message());
   absl::StatusOr<v1::ClearCacheResponse> response = ClearOne(**client, flags);
   if (!response.ok()) {
-    Fail("clear-cache", response.status());
-    const std::string hint =
-        AdminTokenHint(response.status(), !AdminToken(flags.connection).empty());
-    if (!hint.empty()) std::cerr << hint << "\n";
-    return kExitFailed;
+    return FailAdmin("clear-cache", response.status(), flags.connection);
   }
   if (flags.json) {
     std::cout << JsonLine(ProtoToJson(*response)) << "\n";

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <utility>
 
+#include "client/cli/hints.h"
 #include "client/cli/models.h"
 
 namespace cropshield::cli {
@@ -16,6 +17,17 @@ using client::Client;
 int Fail(absl::string_view what, const absl::Status& status) {
   std::cerr << "error: " << what << ": " << absl::StatusCodeToString(status.code()) << ": "
             << status.message() << "\n";
+  return kExitFailed;
+}
+
+void PrintAdminTokenHint(const absl::Status& refusal, const ConnectionFlags& flags) {
+  const std::string hint = AdminTokenHint(refusal, !AdminToken(flags).empty());
+  if (!hint.empty()) std::cerr << hint << "\n";
+}
+
+int FailAdmin(absl::string_view what, const absl::Status& status, const ConnectionFlags& flags) {
+  Fail(what, status);
+  PrintAdminTokenHint(status, flags);
   return kExitFailed;
 }
 

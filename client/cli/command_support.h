@@ -19,6 +19,11 @@ namespace cropshield::cli {
 
 // Prints "error: <what>: <code>: <message>" and returns kExitFailed.
 int Fail(absl::string_view what, const absl::Status& status);
+// Fail for an admin command: also prints how to pass the admin token when `status` is a refusal
+// a token would answer.
+int FailAdmin(absl::string_view what, const absl::Status& status, const ConnectionFlags& flags);
+// Prints AdminTokenHint's hint for `refusal` (nothing when it has none).
+void PrintAdminTokenHint(const absl::Status& refusal, const ConnectionFlags& flags);
 // Prints the usage problem and returns kExitUsage.
 int Usage(absl::string_view command, absl::string_view message);
 // --token, else CROPSHIELD_ADMIN_TOKEN; empty without either.

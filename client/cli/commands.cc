@@ -316,11 +316,7 @@ int RunReloadModel(const CliFlags& flags) {
   request.set_version(flags.model_version);
   absl::StatusOr<v1::ReloadModelResponse> response = (*client)->ReloadModel(request);
   if (!response.ok()) {
-    Fail("reload-model", response.status());
-    const std::string hint =
-        AdminTokenHint(response.status(), !AdminToken(flags.connection).empty());
-    if (!hint.empty()) std::cerr << hint << "\n";
-    return kExitFailed;
+    return FailAdmin("reload-model", response.status(), flags.connection);
   }
   if (flags.json) {
     std::cout << JsonLine(ProtoToJson(*response)) << "\n";
